@@ -1,0 +1,65 @@
+"""Batched ("ensemble") MLP layers shared by the dynamics ensemble and SAC's twin critics.
+
+One weight tensor of shape [E, in, out] per layer and one `torch.baddbmm` per layer, so E
+members (7 dynamics models, or 2 critics) cost one kernel launch instead of E (the
+mbrl-lib layout, see STYLE.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class EnsembleLinear(nn.Module):
+    """E independent affine maps applied in one batched matmul: [E, B, in] -> [E, B, out]."""
+
+    def __init__(self, members: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.members, self.in_features, self.out_features = members, in_features, out_features
+        self.weight = nn.Parameter(torch.empty(members, in_features, out_features))  # [E, I, O]
+        self.bias = nn.Parameter(torch.empty(members, 1, out_features))  # [E, 1, O]
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # Same init as nn.Linear (Kaiming-uniform weights, fan-in uniform bias), per member.
+        bound = 1.0 / math.sqrt(self.in_features)
+        for w in self.weight:
+            nn.init.kaiming_uniform_(w.T, a=math.sqrt(5))
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"members={self.members}, in={self.in_features}, out={self.out_features}"
+
+
+class EnsembleMLP(nn.Module):
+    """E MLPs with identical shapes, evaluated together: [E, B, in] -> [E, B, out]."""
+
+    def __init__(
+        self,
+        members: int,
+        in_features: int,
+        out_features: int,
+        hidden: Sequence[int],
+        activation: type[nn.Module] = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        sizes = [in_features, *hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+            layers += [EnsembleLinear(members, a, b), activation()]
+        layers.append(EnsembleLinear(members, sizes[-1], out_features))
+        self.net = nn.Sequential(*layers)
+        self.members = members
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def linear_layers(self) -> list[EnsembleLinear]:
+        return [m for m in self.net if isinstance(m, EnsembleLinear)]

@@ -1,0 +1,33 @@
+"""One helper that seeds every generator a run uses (python, numpy, torch) and returns the
+explicit generators the algorithms draw from, so runs are reproducible on CPU."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Generators:
+    """Explicit random sources of one run; algorithms take these instead of global RNGs."""
+
+    torch: torch.Generator  # on the run's device: minibatches, policy noise, model sampling
+    numpy: np.random.Generator  # host-side sampling (e.g. segment draws)
+    seed: int
+
+
+def seed_everything(seed: int, device: torch.device | str = "cpu") -> Generators:
+    """Seed python, numpy and torch globally (network init uses the global torch RNG) and
+    return per-run generators derived from the same seed."""
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    device = torch.device(device)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed + 1)  # distinct stream from the global one used for init
+    return Generators(torch=gen, numpy=np.random.default_rng(seed), seed=seed)

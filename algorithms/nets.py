@@ -25,10 +25,10 @@ class EnsembleLinear(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # Same init as nn.Linear (Kaiming-uniform weights, fan-in uniform bias), per member.
+        # nn.Linear's default init (kaiming_uniform with a=sqrt(5) reduces to U(-1/sqrt(in),
+        # 1/sqrt(in)) for the weights; the bias uses the same fan-in bound).
         bound = 1.0 / math.sqrt(self.in_features)
-        for w in self.weight:
-            nn.init.kaiming_uniform_(w.T, a=math.sqrt(5))
+        nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

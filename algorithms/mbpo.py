@@ -1,0 +1,273 @@
+"""MBPO (Janner et al. 2019, "When to Trust Your Model") and PMAC on top of it.
+
+Per env step: act in the real env, store the transition; every `model_train_freq` steps
+train the probabilistic ensemble on the real buffer and branch `rollout_batch_size`
+rollouts of the scheduled horizon from real start states into the model buffer; then
+`updates_per_step` SAC updates on batches that are `real_ratio` real and the rest model
+data. Evaluation runs the deterministic policy on a separate env instance.
+
+PMAC (paper Algorithm 2) differs in one place, `_mixture`: when `cfg.pmac` is set, the
+model's training data and/or the rollout start states are drawn by the policy-adaptation
+mixture of `algorithms.pmac` instead of uniformly. Everything else is shared.
+
+Deviations from jannerm/mbpo, each recorded in docs/ambiguities.md: gymnasium -v5 envs;
+correct termination functions; the model step assigns elites to rollout samples in
+balanced random groups (see `ProbabilisticEnsemble.sample_step`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from algorithms.buffer import ReplayBuffer
+from algorithms.ensemble import EnsembleConfig, ProbabilisticEnsemble
+from algorithms.envs import EnvSpec, make_env
+from algorithms.loop import LoopConfig, Recorder, online_loop
+from algorithms.pmac import PMACConfig, segment_of_step, transition_weights
+from algorithms.sac import SACAgent, SACConfig, train_row
+from algorithms.seeding import Generators
+
+
+@dataclass(frozen=True)
+class MBPOConfig(LoopConfig):
+    """MBPO hyperparameters; defaults are Hopper's (jannerm/mbpo examples/config/hopper),
+    per-env values come from config/hyperparameters.yaml."""
+
+    total_steps: int = 125_000  # MBPO paper, Hopper
+    warmup_steps: int = 5_000  # uniform random actions (MBPO n_initial_exploration_steps)
+    eval_every: int = 1_000  # PMAC paper: evaluate every 1k env steps
+    eval_episodes: int = 5  # MBPO uses 1; more episodes give the statistics less noise
+    epoch_length: int = 1_000  # env steps per epoch (the rollout schedule's unit)
+    model_train_freq: int = 250  # env steps between model training + rollouts
+    rollout_batch_size: int = 100_000  # rollout start states per model training
+    rollout_schedule: tuple[int, int, int, int] = (20, 150, 1, 15)  # [a, b, x, y], D.1 order
+    retain_epochs: int = 1  # epochs of model rollouts kept in the model buffer
+    updates_per_step: int = 20  # SAC gradient steps per env step (UTD ratio)
+    real_ratio: float = 0.05  # fraction of real data in each SAC batch
+    replay_size: int = 1_000_000  # real buffer capacity (PMAC Table 2)
+    sac: SACConfig = field(default_factory=SACConfig)
+    model: EnsembleConfig = field(default_factory=EnsembleConfig)
+    pmac: PMACConfig | None = None  # None: MBPO's uniform sampling
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        a, b, x, y = self.rollout_schedule
+        if not (0 <= a < b and 1 <= x and 1 <= y):
+            raise ValueError(
+                f"rollout_schedule [a, b, x, y] needs 0 <= a < b and horizons >= 1, "
+                f"got {list(self.rollout_schedule)}"
+            )
+        if not 0.0 <= self.real_ratio <= 1.0:
+            raise ValueError(f"real_ratio must be in [0, 1], got {self.real_ratio}")
+        for name in ("epoch_length", "model_train_freq", "rollout_batch_size", "retain_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.updates_per_step < 0:
+            raise ValueError(f"updates_per_step must be >= 0, got {self.updates_per_step}")
+
+
+def rollout_horizon(epoch: int, schedule: tuple[int, int, int, int]) -> int:
+    """MBPO's thresholded linear schedule (PMAC D.1): h = min(max(x + (e-a)/(b-a) (y-x), x), y),
+    truncated to an int as in jannerm/mbpo."""
+    a, b, x, y = schedule
+    frac = min(max((epoch - a) / (b - a), 0.0), 1.0)
+    return int(x + frac * (y - x))
+
+
+def model_buffer_capacity(cfg: MBPOConfig, horizon: int) -> int:
+    """Rollouts of `retain_epochs` epochs (jannerm/mbpo `_set_rollout_length` sizing)."""
+    trainings_per_epoch = max(cfg.epoch_length // cfg.model_train_freq, 1)
+    return cfg.retain_epochs * trainings_per_epoch * cfg.rollout_batch_size * horizon
+
+
+def mixed_batch_sizes(batch_size: int, real_ratio: float) -> tuple[int, int]:
+    """(real, model) sample counts of one SAC batch; jannerm/mbpo truncates the real part."""
+    n_real = int(batch_size * real_ratio)
+    return n_real, batch_size - n_real
+
+
+@torch.no_grad()
+def branched_rollout(
+    model: ProbabilisticEnsemble,
+    agent: SACAgent,
+    start_obs: torch.Tensor,
+    horizon: int,
+    spec: EnvSpec,
+    model_buffer: ReplayBuffer,
+    gen: torch.Generator,
+) -> int:
+    """Roll the current stochastic policy in the model from start states [N, D] for up to
+    `horizon` steps, storing every model transition; terminated branches stop."""
+    obs, added = start_obs, 0
+    for _ in range(horizon):
+        act, _ = agent.actor.sample(obs, gen)
+        next_obs, rew = model.sample_step(obs, act, gen)
+        if spec.termination is None:
+            done = torch.zeros(obs.shape[0], dtype=torch.bool, device=obs.device)
+        else:
+            done = spec.termination(next_obs)
+        model_buffer.add_batch(obs, act, rew, next_obs, done)
+        added += obs.shape[0]
+        keep = ~done
+        obs = next_obs[keep]
+        if obs.shape[0] == 0:
+            break
+    return added
+
+
+def _mixture(cfg: MBPOConfig, real: ReplayBuffer, use: str) -> torch.Tensor | None:
+    """PMAC's only difference from MBPO: per-transition sampling probabilities [N] over the
+    real buffer for `use` in {"model", "rollout"}, or None for MBPO's uniform sampling."""
+    p = cfg.pmac
+    if p is None or not (p.for_model if use == "model" else p.for_rollout):
+        return None
+    return transition_weights(real.segment[: len(real)], p.alpha)
+
+
+def train(
+    cfg: MBPOConfig, spec: EnvSpec, gens: Generators, device: torch.device, rec: Recorder
+) -> dict[str, float]:
+    """Train one MBPO/PMAC run; returns the summary written to done.json."""
+    if spec.discrete:
+        raise ValueError(f"MBPO/PMAC need a continuous action space; {spec.name} is discrete")
+    if spec.termination is None:
+        rec.log(f"note: no termination function for {spec.name}: the model never terminates")
+    env = make_env(spec, gens.seed)
+    eval_env = make_env(spec, gens.seed + 10_000)
+    low, high = env.action_space.low, env.action_space.high
+    agent = SACAgent(spec.obs_dim, spec.act_dim, low, high, cfg.sac, device)
+    model = ProbabilisticEnsemble(spec.obs_dim, spec.act_dim, cfg.model, device)
+    real = ReplayBuffer(min(cfg.replay_size, cfg.total_steps), spec.obs_dim, spec.act_dim, device)
+    model_buf = ReplayBuffer(
+        model_buffer_capacity(cfg, rollout_horizon(0, cfg.rollout_schedule)),
+        spec.obs_dim,
+        spec.act_dim,
+        device,
+    )
+    n_real, n_model = mixed_batch_sizes(cfg.sac.batch_size, cfg.real_ratio)
+    interval = cfg.pmac.adaptation_interval if cfg.pmac else cfg.model_train_freq
+    gen = gens.torch
+
+    stats: dict[str, torch.Tensor] = {}  # summed SAC statistics of the current model period
+    period: dict[str, float] = {}  # the current model period's fit and rollout statistics
+    n_updates = 0
+
+    def store(step, obs, act, rew, next_obs, terminated) -> None:
+        seg = segment_of_step(step, cfg.warmup_steps, interval)
+        real.add(obs, act, rew, next_obs, terminated, segment=seg)
+
+    def flush() -> None:
+        nonlocal n_updates
+        if period:
+            rec.train(_train_row(period, stats, n_updates, cfg))
+        stats.clear()
+        n_updates = 0
+
+    def learn(t: int) -> None:
+        nonlocal period, n_updates
+        if t < cfg.warmup_steps:
+            return
+        if (t - cfg.warmup_steps) % cfg.model_train_freq == 0:
+            flush()
+            fit = _train_model_and_rollout(cfg, spec, model, agent, real, model_buf, gen, t)
+            period = {"step": t, **fit}
+        if len(model_buf) == 0:
+            return
+        for _ in range(cfg.updates_per_step):
+            out = agent.update(*_mixed_batch(real, model_buf, n_real, n_model, gen), generator=gen)
+            for k, v in out.items():
+                stats[k] = stats[k] + v if k in stats else v
+        n_updates += cfg.updates_per_step
+
+    summary = online_loop(
+        cfg,
+        env,
+        eval_env,
+        gens.seed,
+        act=lambda o: agent.act(o, gen),
+        eval_policy=lambda o: agent.act(o, gen, deterministic=True),
+        store=store,
+        learn=learn,
+        rec=rec,
+    )
+    flush()
+    env.close()
+    eval_env.close()
+    return summary
+
+
+def _train_model_and_rollout(
+    cfg: MBPOConfig,
+    spec: EnvSpec,
+    model: ProbabilisticEnsemble,
+    agent: SACAgent,
+    real: ReplayBuffer,
+    model_buf: ReplayBuffer,
+    gen: torch.Generator,
+    t: int,
+) -> dict[str, float]:
+    """Algorithm 2 lines 2-4 and 7-10: fit the model, then refill the model buffer."""
+    n = len(real)
+    t0 = time.perf_counter()
+    weights = _mixture(cfg, real, "model")
+    weighting = cfg.pmac.weighting if cfg.pmac else "resample"
+    fit = model.train_model(
+        real.obs[:n], real.act[:n], real.next_obs[:n], real.rew[:n], gen, weights, weighting
+    )
+    t1 = time.perf_counter()
+    epoch = (t - cfg.warmup_steps) // cfg.epoch_length
+    horizon = rollout_horizon(epoch, cfg.rollout_schedule)
+    model_buf.resize(model_buffer_capacity(cfg, horizon))
+    start_probs = _mixture(cfg, real, "rollout")
+    if start_probs is None:
+        idx = real.sample_indices(cfg.rollout_batch_size, gen)
+    else:
+        idx = torch.multinomial(
+            start_probs, cfg.rollout_batch_size, replacement=True, generator=gen
+        )
+    added = branched_rollout(model, agent, real.obs[idx], horizon, spec, model_buf, gen)
+    t2 = time.perf_counter()
+    mixture = {}
+    if cfg.pmac is not None:  # what the mixture looked like for this model period
+        segs = real.segment[:n]
+        w = transition_weights(segs, cfg.pmac.alpha)
+        newest = int(segs.max())
+        mixture = {
+            "pmac_segments": newest + 1,
+            "pmac_weight_newest": float(w[segs == newest].sum()),
+            "pmac_weight_warmup": float(w[segs == 0].sum()),
+        }
+    return {
+        **{k: float(v) for k, v in fit.items()},
+        "rollout_horizon": horizon,
+        "rollout_added": added,
+        "model_buffer_size": len(model_buf),
+        "model_train_wall_s": t1 - t0,
+        "rollout_wall_s": t2 - t1,
+        **mixture,
+    }
+
+
+def _mixed_batch(
+    real: ReplayBuffer, model_buf: ReplayBuffer, n_real: int, n_model: int, gen: torch.Generator
+):
+    """SAC batch of n_real real and n_model model transitions (MBPO real_ratio)."""
+    r = real.sample(n_real, gen)
+    m = model_buf.sample(n_model, gen)
+    return tuple(torch.cat([a, b], dim=0) for a, b in zip(r, m, strict=True))
+
+
+def _train_row(
+    period: dict[str, float],
+    stats: dict[str, torch.Tensor],
+    n_updates: int,
+    cfg: MBPOConfig,
+) -> dict[str, float]:
+    """One train.csv row per model period: the model fit and rollout at `period["step"]`,
+    and the mean SAC statistics of the updates until the next model training."""
+    out = {**period, **train_row(int(period["step"]), stats, max(n_updates, 1))}
+    out["sac_updates"] = n_updates
+    return out

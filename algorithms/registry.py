@@ -1,0 +1,40 @@
+"""The algorithms `mbrl-bench train --algo` knows: a config class with the paper's defaults
+and a `train(cfg, spec, gens, device, recorder) -> summary` function for each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from algorithms import mbpo, sac
+from algorithms.pmac import PMACConfig
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    family: str  # key of the per-env block in config/hyperparameters.yaml
+    description: str
+    default_config: Callable[[], Any]  # -> frozen config dataclass with the paper defaults
+    train: Callable[..., dict[str, float]]
+    has_model: bool
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    a.name: a
+    for a in (
+        Algorithm("sac", "sac", "Soft Actor-Critic, model-free baseline (real data only)",
+                  sac.SACRunConfig, sac.train, has_model=False),
+        Algorithm("mbpo", "mbpo", "MBPO: uniform real-buffer sampling for model and rollouts",
+                  mbpo.MBPOConfig, mbpo.train, has_model=True),
+        Algorithm("pmac", "mbpo", "PMAC: MBPO + policy-adaptation mixture (model and rollouts)",
+                  lambda: mbpo.MBPOConfig(pmac=PMACConfig()), mbpo.train, has_model=True),
+        Algorithm("pmac_model_only", "mbpo", "PMAC ablation (C.1): mixture for model training only",
+                  lambda: mbpo.MBPOConfig(pmac=PMACConfig(for_rollout=False)), mbpo.train,
+                  has_model=True),
+        Algorithm("pmac_rollout_only", "mbpo", "PMAC ablation (C.1): mixture for rollouts only",
+                  lambda: mbpo.MBPOConfig(pmac=PMACConfig(for_model=False)), mbpo.train,
+                  has_model=True),
+    )
+}  # fmt: skip

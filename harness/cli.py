@@ -1,0 +1,201 @@
+"""`mbrl-bench`: the command line of the harness (shared/DESIGN.md "The CLI").
+
+Bad input - unknown algorithm, environment or profile, a malformed or unknown `--set`,
+a wrongly typed value, an invalid hyperparameter, a negative seed, an unwritable `--out` -
+is one line on stderr and exit code 2, detected before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import torch
+
+from algorithms.envs import ENV_NAMES, resolve_env
+from algorithms.loop import DivergedError
+from algorithms.registry import ALGORITHMS
+from algorithms.seeding import seed_everything
+from harness import provenance
+from harness.config import PROFILES, ConfigError, load_profile, parse_set, resolve
+from harness.rundir import RunRecorder, atomic_write_json
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage)
+        self.exit(2, f"mbrl-bench: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mbrl-bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train one run and write its run directory")
+    train.add_argument("--algo", required=True, help=f"one of: {', '.join(ALGORITHMS)}")
+    train.add_argument("--env", required=True, help="short name or registered gymnasium id")
+    train.add_argument("--seed", required=True, type=int)
+    train.add_argument("--profile", default="paper", help=f"one of: {', '.join(PROFILES)}")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a hyperparameter (dotted key)",
+    )
+    train.add_argument("--device", default="cpu", help="cpu or cuda")
+    train.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: $OMP_NUM_THREADS, else torch's)",
+    )
+    train.add_argument("--out", required=True, type=Path, help="run directory")
+
+    lst = sub.add_parser("list", help="algorithms, environments and profiles")
+    lst.add_argument(
+        "--config",
+        nargs=2,
+        metavar=("ALGO", "ENV"),
+        help="print the resolved hyperparameters of ALGO on ENV",
+    )
+    lst.add_argument("--profile", default="paper")
+    return parser  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return train(args)
+        return list_command(args)
+    except ConfigError as exc:
+        print(f"mbrl-bench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _device(name: str) -> torch.device:
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device {name!r}; choose cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda requested but CUDA is not available")
+    return torch.device(name)
+
+
+def _check_writable(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out} is not writable ({probe} does not accept new files)")
+
+
+def _resolve_run(algo_name: str, env_name: str, profile_name: str, overrides: dict):
+    if algo_name not in ALGORITHMS:
+        raise ConfigError(f"unknown algorithm {algo_name!r}; choose one of {', '.join(ALGORITHMS)}")
+    algo = ALGORITHMS[algo_name]
+    profile = load_profile(profile_name)
+    try:
+        spec = resolve_env(env_name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if spec.discrete and algo.family in ("sac", "mbpo"):
+        raise ConfigError(f"{algo_name} needs continuous actions; {env_name} is discrete")
+    return algo, spec, profile, resolve(algo, spec, profile, overrides)
+
+
+def train(args: argparse.Namespace) -> int:
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    algo, spec, profile, cfg = _resolve_run(
+        args.algo, args.env, args.profile, parse_set(args.overrides)
+    )
+    device = _device(args.device)
+    out: Path = args.out
+    _check_writable(out)
+    if (out / "done.json").exists():
+        print(f"mbrl-bench: {out} is finished (done.json present); nothing to do", file=sys.stderr)
+        return 0
+
+    threads = args.threads or int(os.environ.get("OMP_NUM_THREADS", 0)) or None
+    if threads:
+        torch.set_num_threads(threads)
+    label = f"{profile['profile']} {algo.name} {spec.name} seed{args.seed}"
+    termination = "known" if spec.termination is not None else "none: the model never terminates"
+    config = {
+        "algo": algo.name,
+        "env": spec.name,
+        "gym_id": spec.gym_id,
+        "env_kwargs": dict(spec.kwargs),
+        "termination": termination,
+        "seed": args.seed,
+        "profile": profile["profile"],
+        "profile_label": profile["label"],
+        "device": str(device),
+        "hyperparameters": dataclasses.asdict(cfg),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", config)
+    prov = provenance.collect(device, config)
+    atomic_write_json(out / "provenance.json", prov)
+
+    rec = RunRecorder(out, label)
+    rec.log(f"profile: {profile['label']}")
+    gens = seed_everything(args.seed, device)
+    status = "ok"
+    try:
+        summary = algo.train(cfg, spec, gens, device, rec)
+    except DivergedError as exc:
+        status, summary = f"failed: {exc}", {"final_return": float("nan"), "auc": float("nan")}
+        rec.log(f"run failed: {exc}")
+    done = {
+        "status": status,
+        **summary,
+        "algo": algo.name,
+        "env": spec.name,
+        "seed": args.seed,
+        "profile": profile["profile"],
+        "env_steps": cfg.total_steps,
+        "wall_s": rec.elapsed(),
+        "notes": rec.notes,
+    }
+    atomic_write_json(out / "provenance.json", {**prov, "end_time": provenance.now()})
+    atomic_write_json(out / "done.json", done)
+    print(f"[{label}] {status}: final return {summary['final_return']:.1f} -> {out}",
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def list_command(args: argparse.Namespace) -> int:
+    if args.config:
+        _, _, _, cfg = _resolve_run(args.config[0], args.config[1], args.profile, {})
+        print(json.dumps(dataclasses.asdict(cfg), indent=2))
+        return 0
+    print("algorithms:")
+    for a in ALGORITHMS.values():
+        print(f"  {a.name:<18} {a.description}")
+    print("environments (or any registered gymnasium id):")
+    for name in ENV_NAMES:
+        s = resolve_env(name)
+        kind = "discrete" if s.discrete else "continuous"
+        term = "termination fn" if s.termination is not None else "never terminates"
+        dims = f"obs {s.obs_dim:>3}, act {s.act_dim:>2} ({kind})"
+        print(f"  {name:<18} {s.gym_id:<20} {dims}, {term}")
+    print("profiles:")
+    for p in PROFILES:
+        print(f"  {p:<18} {load_profile(p)['label']}")
+    print("hyperparameters: mbrl-bench list --config ALGO ENV [--profile P]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Resolve one run's configuration, in increasing precedence:
+
+1. the algorithm's config dataclass defaults (the papers' values, with sources),
+2. config/hyperparameters.yaml: the environment's `shared` block, then its family block,
+3. the profile (config/<profile>.yaml `train:`): `all`, the family block, then the
+   environment's blocks under `env:`,
+4. `--set key=value` on the command line.
+
+Every layer uses the same dotted keys; an unknown key or a value of the wrong type is a
+`ConfigError` naming the key, raised before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from algorithms.envs import EnvSpec
+from algorithms.registry import Algorithm
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+PROFILES = ("smoke", "quick", "paper")
+
+
+class ConfigError(ValueError):
+    """Bad user input: reported as one line on stderr with exit code 2."""
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}".splitlines()[0]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping")
+    return data
+
+
+def load_profile(profile: str) -> dict[str, Any]:
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    return load_yaml(CONFIG_DIR / f"{profile}.yaml")
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """`key=value` strings -> {key: value}, values parsed as YAML scalars/lists."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip() or not raw.strip():
+            raise ConfigError(f"malformed --set {item!r}: expected key=value")
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"malformed value in --set {item!r}") from exc
+    return out
+
+
+def layers(algo: Algorithm, spec: EnvSpec, profile: dict[str, Any]) -> list[tuple[str, dict]]:
+    """The override layers (name, {dotted key: value}) for this run, lowest first."""
+    hyper = load_yaml(CONFIG_DIR / "hyperparameters.yaml").get(spec.name) or {}
+    train = profile.get("train") or {}
+    env_prof = (train.get("env") or {}).get(spec.name) or {}
+    return [
+        (f"hyperparameters.yaml:{spec.name}.shared", hyper.get("shared") or {}),
+        (f"hyperparameters.yaml:{spec.name}.{algo.family}", hyper.get(algo.family) or {}),
+        (f"{profile.get('profile')}.yaml:train.all", train.get("all") or {}),
+        (f"{profile.get('profile')}.yaml:train.{algo.family}", train.get(algo.family) or {}),
+        (f"{profile.get('profile')}.yaml:train.env.{spec.name}.all", env_prof.get("all") or {}),
+        (
+            f"{profile.get('profile')}.yaml:train.env.{spec.name}.{algo.family}",
+            env_prof.get(algo.family) or {},
+        ),
+    ]
+
+
+def resolve(
+    algo: Algorithm, spec: EnvSpec, profile: dict[str, Any], overrides: dict[str, Any]
+) -> Any:
+    """The run's frozen config dataclass."""
+    base = algo.default_config()
+    tree = dataclasses.asdict(base)
+    for source, layer in [*layers(algo, spec, profile), ("--set", overrides)]:
+        for key, value in layer.items():
+            _assign(tree, key, value, algo.name, source)
+    return build(type(base), tree, prefix="")
+
+
+def _assign(tree: dict, key: str, value: Any, algo: str, source: str) -> None:
+    node = tree
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(node, dict) or part not in node:
+            where = ".".join(parts[:i]) or "top level"
+            known = ", ".join(sorted(node)) if isinstance(node, dict) else "none"
+            raise ConfigError(
+                f"unknown key {key!r} for algorithm {algo} (from {source}; "
+                f"keys at {where}: {known})"
+            )
+        if i == len(parts) - 1:
+            if isinstance(node[part], dict):
+                raise ConfigError(f"key {key!r} is a group; set one of its fields ({source})")
+            node[part] = value
+        else:
+            node = node[part]
+
+
+def build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    """Construct dataclass `cls` from a nested dict, checking every value's type."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        kwargs[f.name] = _coerce(data[f.name], hints[f.name], key)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"invalid config: {exc}") from exc
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+        return build(tp, value, prefix=f"{key}.")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{key} must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        fixed = not (len(args) == 2 and args[1] is Ellipsis)
+        if fixed and len(value) != len(args):
+            raise ConfigError(f"{key} must have {len(args)} elements, got {len(value)}")
+        elem = list(args) if fixed else [args[0]] * len(value)
+        return tuple(
+            _coerce(v, t, f"{key}[{i}]") for i, (v, t) in enumerate(zip(value, elem, strict=True))
+        )
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported config type {tp}")

@@ -1,0 +1,123 @@
+"""The run directory contract (shared/DESIGN.md "A run directory"): atomic file writes and
+the recorder that turns an algorithm's reports into `eval.csv` and `train.csv`.
+
+Every file is written to a temporary sibling and renamed into place, so a reader (or a
+killed job) never sees a half-written file; a run counts as finished only once
+`done.json` exists.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+EVAL_COLUMNS = ("step", "episode", "return", "length")
+WALL_CLOCK_SUFFIX = "wall_s"  # train.csv columns ending in this are wall-clock times
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _fmt(value: Any) -> str:
+    """Full-precision, platform-independent text for a CSV cell."""
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)
+    return str(value)
+
+
+class CsvTable:
+    """A CSV file rewritten atomically on every append (the files are small: one row per
+    evaluation episode or model period)."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...] | None = None) -> None:
+        self.path, self.columns = path, columns
+        self.rows: list[dict[str, Any]] = []
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        if self.columns is None:
+            self.columns = tuple(rows[0])
+        for row in rows:
+            if tuple(row) != self.columns:
+                raise ValueError(f"{self.path.name}: columns {tuple(row)} != {self.columns}")
+        self.rows.extend(rows)
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(self.columns)
+        for row in self.rows:
+            writer.writerow([_fmt(v) for v in row.values()])
+        atomic_write_text(self.path, buf.getvalue())
+
+
+class RunRecorder:
+    """Implements `algorithms.loop.Recorder` for one run directory."""
+
+    def __init__(self, run_dir: Path, label: str, stream: TextIO = sys.stderr) -> None:
+        self.run_dir, self.label, self.stream = run_dir, label, stream
+        self.eval_csv = CsvTable(run_dir / "eval.csv", EVAL_COLUMNS)
+        self.train_csv = CsvTable(run_dir / "train.csv")
+        self.start = time.perf_counter()
+        self.notes: list[str] = []
+        self._last_print = -math.inf
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def eval(self, step: int, returns: list[float], lengths: list[int]) -> None:
+        self.eval_csv.append(
+            [
+                {"step": step, "episode": i, "return": float(r), "length": int(n)}
+                for i, (r, n) in enumerate(zip(returns, lengths, strict=True))
+            ]
+        )
+
+    def train(self, row: dict[str, Any]) -> None:
+        self.train_csv.append([{"step": row["step"], "wall_s": self.elapsed(), **row}])
+
+    def log(self, message: str) -> None:
+        self.notes.append(message)
+        print(f"[{self.label}] {message}", file=self.stream, flush=True)
+
+    def progress(self, step: int, total: int, last_return: float | None) -> None:
+        now = self.elapsed()
+        if step != total and now - self._last_print < 10.0:
+            return
+        self._last_print = now
+        rate = step / now if now > 0 else float("nan")
+        eta = (total - step) / rate if rate > 0 else float("nan")
+        ret = "n/a" if last_return is None else f"{last_return:.1f}"
+        print(
+            f"[{self.label}] step {step}/{total} ({100 * step / total:.1f}%) "
+            f"{rate:.1f} steps/s, last eval return {ret}, eta {_hms(eta)}",
+            file=self.stream,
+            flush=True,
+        )
+
+
+def _hms(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s"

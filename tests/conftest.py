@@ -1,0 +1,26 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Tests measure behaviour, not speed: keep torch on the machine's 2 cores, no oversubscription.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the installed `mbrl-bench` console script in a fresh process."""
+    exe = Path(sys.executable).with_name("mbrl-bench")
+    proc = subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=REPO)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"mbrl-bench {' '.join(args)} failed:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def run_cli():
+    return cli

@@ -1,0 +1,158 @@
+"""`mbrl-bench train` / `list`: bad input, the run directory contract, determinism."""
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.rundir import WALL_CLOCK_SUFFIX
+
+TINY = ["--profile", "smoke", "--set", "total_steps=750", "--set", "eval_every=250",
+        "--set", "warmup_steps=250", "--threads", "1"]  # fmt: skip
+
+
+def run_main(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+BAD_INPUTS = [
+    (["--algo", "ppo"], "unknown algorithm 'ppo'"),
+    (["--env", "moonwalker"], "unknown environment 'moonwalker'"),
+    (["--profile", "huge"], "unknown profile 'huge'"),
+    (["--set", "total_steps"], "malformed --set 'total_steps'"),
+    (["--set", "no_such_key=1"], "unknown key 'no_such_key'"),
+    (["--set", "sac.nope=1"], "unknown key 'sac.nope'"),
+    (["--set", "total_steps=abc"], "total_steps must be an integer"),
+    (["--set", "pmac.weighting=both"], "pmac.weighting must be one of"),
+    (["--set", "pmac.alpha=1.5"], "alpha must be in (0, 1)"),
+    (["--set", "pmac.alpha=0"], "alpha must be in (0, 1)"),
+    (["--seed", "-3"], "--seed must be >= 0"),
+    (["--seed", "x"], "invalid int value: 'x'"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--algo", "sac", "--set", "pmac.alpha=0.5"], "unknown key 'pmac.alpha'"),
+    (["--env", "cartpole"], "needs continuous actions"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD_INPUTS, ids=[m for _, m in BAD_INPUTS])
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, change, message):
+    args = {"--algo": "pmac", "--env": "inverted_pendulum", "--seed": "0"}
+    extra = []
+    for i in range(0, len(change), 2):
+        if change[i] in args:
+            args[change[i]] = change[i + 1]
+        else:
+            extra += change[i : i + 2]
+    out = tmp_path / "runs" / "r"
+    argv = ["train", *[x for kv in args.items() for x in kv], *extra, "--out", str(out)]
+    code, err = run_main(argv, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert message in lines[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unwritable_out_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    argv = ["train", "--algo", "sac", "--env", "inverted_pendulum", "--seed", "0",
+            "--out", str(blocker / "run")]  # fmt: skip
+    code, err = run_main(argv, capsys)
+    assert code == 2 and "not writable" in err and len(err.strip().splitlines()) == 1
+    assert blocker.read_text() == "not a directory"
+
+
+def _rows_without_wall_clock(path: Path) -> list[list[str]]:
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    keep = [i for i, c in enumerate(rows[0]) if not c.endswith(WALL_CLOCK_SUFFIX)]
+    return [[r[i] for i in keep] for r in rows]
+
+
+@pytest.mark.parametrize("algo", ["pmac", "sac"])
+def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, algo):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        run_cli("train", "--algo", algo, "--env", "inverted_pendulum", "--seed", "3", *TINY,
+                "--out", str(out))  # fmt: skip
+    assert (a / "eval.csv").read_bytes() == (b / "eval.csv").read_bytes()
+    assert _rows_without_wall_clock(a / "train.csv") == _rows_without_wall_clock(b / "train.csv")
+    eval_rows = list(csv.DictReader(io.StringIO((a / "eval.csv").read_text())))
+    assert [r["step"] for r in eval_rows] == ["250", "250", "500", "500", "750", "750"]
+    assert list(eval_rows[0]) == ["step", "episode", "return", "length"]
+
+    done = json.loads((a / "done.json").read_text())
+    assert done["status"] == "ok" and done["env_steps"] == 750
+    last = [float(r["return"]) for r in eval_rows if r["step"] == "750"]
+    assert done["final_return"] == pytest.approx(sum(last) / len(last))
+    config = json.loads((a / "config.json").read_text())
+    assert config["hyperparameters"]["total_steps"] == 750
+    assert config["profile"] == "smoke" and "SMOKE" in config["profile_label"]
+    assert config["hyperparameters"]["sac"]["target_entropy"] == -0.05  # per-env value
+    prov = json.loads((a / "provenance.json").read_text())
+    for key in ("git_commit", "git_dirty", "lock_file_sha256", "packages", "command",
+                "config_sha256", "start_time", "end_time", "torch_threads"):  # fmt: skip
+        assert key in prov, key
+    assert prov["torch_threads"] == 1
+
+    before = {p.name: p.stat().st_mtime_ns for p in a.iterdir()}
+    again = run_cli("train", "--algo", algo, "--env", "inverted_pendulum", "--seed", "3", *TINY,
+                    "--out", str(a))  # fmt: skip
+    assert "nothing to do" in again.stderr
+    assert before == {p.name: p.stat().st_mtime_ns for p in a.iterdir()}
+
+
+def test_different_seeds_differ(tmp_path, run_cli):
+    for seed in ("0", "1"):
+        run_cli("train", "--algo", "sac", "--env", "inverted_pendulum", "--seed", seed, *TINY,
+                "--out", str(tmp_path / seed))  # fmt: skip
+    assert (tmp_path / "0" / "train.csv").read_text() != (tmp_path / "1" / "train.csv").read_text()
+
+
+def test_pmac_train_rows_record_the_mixture(tmp_path, run_cli):
+    out = tmp_path / "p"
+    run_cli("train", "--algo", "pmac", "--env", "inverted_pendulum", "--seed", "0", *TINY,
+            "--set", "pmac.alpha=0.8", "--out", str(out))  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO((out / "train.csv").read_text())))
+    # model trained at 250 (warm-up only), 500 (one more segment), 750
+    assert [int(r["step"]) for r in rows] == [250, 500, 750]
+    assert [int(r["pmac_segments"]) for r in rows] == [1, 2, 3]
+    assert [float(r["pmac_weight_warmup"]) for r in rows] == pytest.approx([1.0, 0.8, 0.64])
+    assert [float(r["pmac_weight_newest"]) for r in rows] == pytest.approx([1.0, 0.2, 0.2])
+
+
+def test_unknown_gym_id_runs_with_never_terminating_model(tmp_path, run_cli):
+    out = tmp_path / "swimmer"
+    proc = run_cli("train", "--algo", "mbpo", "--env", "Swimmer-v5", "--seed", "0", *TINY,
+                   "--out", str(out))  # fmt: skip
+    assert "never terminates" in proc.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["termination"].startswith("none")
+    assert any("never terminates" in n for n in json.loads((out / "done.json").read_text())["notes"])
+
+
+def test_list_shows_algorithms_envs_profiles(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("sac", "mbpo", "pmac", "pmac_model_only", "pmac_rollout_only", "smoke", "quick",
+                 "paper", "Hopper-v5", "CartPole-v1"):  # fmt: skip
+        assert name in out, name
+    assert "Ant-v5               obs  27" in out and "Humanoid-v5          obs  45" in out
+
+
+def test_list_config_resolves_per_env_and_profile_values(capsys):
+    assert main(["list", "--config", "mbpo", "halfcheetah"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["updates_per_step"] == 40 and cfg["total_steps"] == 400_000
+    assert cfg["rollout_schedule"] == [20, 150, 1, 1] and cfg["pmac"] is None
+    assert main(["list", "--config", "pmac", "hopper", "--profile", "quick"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["total_steps"] == 50_000 and cfg["pmac"]["alpha"] == 0.9
+    assert cfg["updates_per_step"] == 20 and cfg["sac"]["target_entropy"] == -1.0

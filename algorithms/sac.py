@@ -45,8 +45,8 @@ class SACConfig:
         for name in ("hidden", "layers", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"sac.{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 < self.gamma <= 1.0:
-            raise ValueError(f"sac.gamma must be in (0, 1], got {self.gamma}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"sac.gamma must be in [0, 1], got {self.gamma}")
         if not 0.0 < self.tau <= 1.0:
             raise ValueError(f"sac.tau must be in (0, 1], got {self.tau}")
         if self.lr <= 0 or self.init_temperature <= 0:

@@ -10,8 +10,18 @@ import pytest
 from harness.cli import main
 from harness.rundir import WALL_CLOCK_SUFFIX
 
-TINY = ["--profile", "smoke", "--set", "total_steps=750", "--set", "eval_every=250",
-        "--set", "warmup_steps=250", "--threads", "1"]  # fmt: skip
+TINY = [
+    "--profile",
+    "smoke",
+    "--set",
+    "total_steps=750",
+    "--set",
+    "eval_every=250",
+    "--set",
+    "warmup_steps=250",
+    "--threads",
+    "1",
+]
 
 
 def run_main(argv, capsys):
@@ -63,8 +73,17 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, change, mes
 def test_unwritable_out_exit_2(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    argv = ["train", "--algo", "sac", "--env", "inverted_pendulum", "--seed", "0",
-            "--out", str(blocker / "run")]  # fmt: skip
+    argv = [
+        "train",
+        "--algo",
+        "sac",
+        "--env",
+        "inverted_pendulum",
+        "--seed",
+        "0",
+        "--out",
+        str(blocker / "run"),
+    ]
     code, err = run_main(argv, capsys)
     assert code == 2 and "not writable" in err and len(err.strip().splitlines()) == 1
     assert blocker.read_text() == "not a directory"
@@ -80,8 +99,18 @@ def _rows_without_wall_clock(path: Path) -> list[list[str]]:
 def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, algo):
     a, b = tmp_path / "a", tmp_path / "b"
     for out in (a, b):
-        run_cli("train", "--algo", algo, "--env", "inverted_pendulum", "--seed", "3", *TINY,
-                "--out", str(out))  # fmt: skip
+        run_cli(
+            "train",
+            "--algo",
+            algo,
+            "--env",
+            "inverted_pendulum",
+            "--seed",
+            "3",
+            *TINY,
+            "--out",
+            str(out),
+        )
     assert (a / "eval.csv").read_bytes() == (b / "eval.csv").read_bytes()
     assert _rows_without_wall_clock(a / "train.csv") == _rows_without_wall_clock(b / "train.csv")
     eval_rows = list(csv.DictReader(io.StringIO((a / "eval.csv").read_text())))
@@ -97,29 +126,61 @@ def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, 
     assert config["profile"] == "smoke" and "SMOKE" in config["profile_label"]
     assert config["hyperparameters"]["sac"]["target_entropy"] == -0.05  # per-env value
     prov = json.loads((a / "provenance.json").read_text())
-    for key in ("git_commit", "git_dirty", "lock_file_sha256", "packages", "command",
-                "config_sha256", "start_time", "end_time", "torch_threads"):  # fmt: skip
+    for key in (
+        "git_commit",
+        "git_dirty",
+        "lock_file_sha256",
+        "packages",
+        "command",
+        "config_sha256",
+        "start_time",
+        "end_time",
+        "torch_threads",
+    ):
         assert key in prov, key
     assert prov["torch_threads"] == 1
 
     before = {p.name: p.stat().st_mtime_ns for p in a.iterdir()}
-    again = run_cli("train", "--algo", algo, "--env", "inverted_pendulum", "--seed", "3", *TINY,
-                    "--out", str(a))  # fmt: skip
+    again = run_cli(
+        "train", "--algo", algo, "--env", "inverted_pendulum", "--seed", "3", *TINY, "--out", str(a)
+    )
     assert "nothing to do" in again.stderr
     assert before == {p.name: p.stat().st_mtime_ns for p in a.iterdir()}
 
 
 def test_different_seeds_differ(tmp_path, run_cli):
     for seed in ("0", "1"):
-        run_cli("train", "--algo", "sac", "--env", "inverted_pendulum", "--seed", seed, *TINY,
-                "--out", str(tmp_path / seed))  # fmt: skip
+        run_cli(
+            "train",
+            "--algo",
+            "sac",
+            "--env",
+            "inverted_pendulum",
+            "--seed",
+            seed,
+            *TINY,
+            "--out",
+            str(tmp_path / seed),
+        )
     assert (tmp_path / "0" / "train.csv").read_text() != (tmp_path / "1" / "train.csv").read_text()
 
 
 def test_pmac_train_rows_record_the_mixture(tmp_path, run_cli):
     out = tmp_path / "p"
-    run_cli("train", "--algo", "pmac", "--env", "inverted_pendulum", "--seed", "0", *TINY,
-            "--set", "pmac.alpha=0.8", "--out", str(out))  # fmt: skip
+    run_cli(
+        "train",
+        "--algo",
+        "pmac",
+        "--env",
+        "inverted_pendulum",
+        "--seed",
+        "0",
+        *TINY,
+        "--set",
+        "pmac.alpha=0.8",
+        "--out",
+        str(out),
+    )
     rows = list(csv.DictReader(io.StringIO((out / "train.csv").read_text())))
     # model trained at 250 (warm-up only), 500 (one more segment), 750
     assert [int(r["step"]) for r in rows] == [250, 500, 750]
@@ -130,19 +191,32 @@ def test_pmac_train_rows_record_the_mixture(tmp_path, run_cli):
 
 def test_unknown_gym_id_runs_with_never_terminating_model(tmp_path, run_cli):
     out = tmp_path / "swimmer"
-    proc = run_cli("train", "--algo", "mbpo", "--env", "Swimmer-v5", "--seed", "0", *TINY,
-                   "--out", str(out))  # fmt: skip
+    proc = run_cli(
+        "train", "--algo", "mbpo", "--env", "Swimmer-v5", "--seed", "0", *TINY, "--out", str(out)
+    )
     assert "never terminates" in proc.stderr
     config = json.loads((out / "config.json").read_text())
     assert config["termination"].startswith("none")
-    assert any("never terminates" in n for n in json.loads((out / "done.json").read_text())["notes"])
+    assert any(
+        "never terminates" in n for n in json.loads((out / "done.json").read_text())["notes"]
+    )
 
 
 def test_list_shows_algorithms_envs_profiles(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in ("sac", "mbpo", "pmac", "pmac_model_only", "pmac_rollout_only", "smoke", "quick",
-                 "paper", "Hopper-v5", "CartPole-v1"):  # fmt: skip
+    for name in (
+        "sac",
+        "mbpo",
+        "pmac",
+        "pmac_model_only",
+        "pmac_rollout_only",
+        "smoke",
+        "quick",
+        "paper",
+        "Hopper-v5",
+        "CartPole-v1",
+    ):
         assert name in out, name
     assert "Ant-v5               obs  27" in out and "Humanoid-v5          obs  45" in out
 

@@ -47,8 +47,13 @@ def test_alpha_outside_unit_interval_rejected(alpha):
 
 def test_segment_of_step():
     assert [segment_of_step(s, 500, 250) for s in (0, 499, 500, 749, 750, 1000)] == [
-        0, 0, 1, 1, 2, 3,
-    ]  # fmt: skip
+        0,
+        0,
+        1,
+        1,
+        2,
+        3,
+    ]
 
 
 def test_sampler_frequencies_match_weights_chi_square():

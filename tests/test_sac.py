@@ -80,8 +80,13 @@ def test_temperature_moves_towards_target_entropy():
     for target, grows in ((10.0, True), (-10.0, False)):
         agent = make_agent(target_entropy=target)
         gen = torch.Generator().manual_seed(0)
-        batch = (torch.randn(256, 5), torch.rand(256, 2), torch.zeros(256), torch.randn(256, 5),
-                 torch.zeros(256))  # fmt: skip
+        batch = (
+            torch.randn(256, 5),
+            torch.rand(256, 2),
+            torch.zeros(256),
+            torch.randn(256, 5),
+            torch.zeros(256),
+        )
         for _ in range(50):
             agent.update(*batch, gen)
         alpha = math.exp(float(agent.log_alpha.detach()))

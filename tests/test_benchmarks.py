@@ -1,0 +1,139 @@
+"""Speed of the hot paths (pytest-benchmark; `make bench`, not in `make test`).
+
+The plain-PyTorch SAC update is the reference the performance bar names (3-layer 256-unit
+MLPs, two separate critics, torch.distributions, batch 256): ours must beat it on the same
+machine in the same session. Numbers are reported in the closing notes, not asserted.
+"""
+
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from algorithms import mbpo
+from algorithms.envs import resolve_env
+from algorithms.sac import SACAgent, SACConfig
+from algorithms.seeding import seed_everything
+
+OBS, ACT, B = 11, 3, 256  # Hopper
+
+
+def _batch():
+    g = torch.Generator().manual_seed(0)
+    return (
+        torch.randn(B, OBS, generator=g),
+        torch.rand(B, ACT, generator=g) * 2 - 1,
+        torch.randn(B, generator=g),
+        torch.randn(B, OBS, generator=g),
+        torch.zeros(B),
+    )
+
+
+@pytest.mark.benchmark(group="sac-update")
+def test_bench_sac_update(benchmark):
+    torch.manual_seed(0)
+    agent = SACAgent(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, SACConfig(), torch.device("cpu"))
+    batch, gen = _batch(), torch.Generator().manual_seed(0)
+    benchmark(agent.update, *batch, generator=gen)
+
+
+class _PlainSAC:
+    """Textbook PyTorch SAC (pranz24 style): the reference the performance bar quotes."""
+
+    def __init__(self):
+        def mlp(i, o):
+            return nn.Sequential(
+                nn.Linear(i, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, o)
+            )
+
+        self.actor, self.q1, self.q2 = mlp(OBS, 2 * ACT), mlp(OBS + ACT, 1), mlp(OBS + ACT, 1)
+        self.q1t, self.q2t = mlp(OBS + ACT, 1), mlp(OBS + ACT, 1)
+        self.log_alpha = torch.zeros(1, requires_grad=True)
+        self.opt_a = torch.optim.Adam(self.actor.parameters(), 3e-4)
+        self.opt_q = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], 3e-4)
+        self.opt_t = torch.optim.Adam([self.log_alpha], 3e-4)
+
+    def sample(self, obs):
+        mean, log_std = self.actor(obs).chunk(2, -1)
+        normal = torch.distributions.Normal(mean, log_std.clamp(-20, 2).exp())
+        u = normal.rsample()
+        a = torch.tanh(u)
+        return a, normal.log_prob(u).sum(-1) - torch.log(1 - a.pow(2) + 1e-6).sum(-1)
+
+    def update(self, o, a, r, no, d):
+        with torch.no_grad():
+            na, nlp = self.sample(no)
+            x = torch.cat([no, na], -1)
+            qt = torch.min(self.q1t(x), self.q2t(x)).squeeze(-1)
+            y = r + 0.99 * (1 - d) * (qt - self.log_alpha.exp() * nlp)
+        x = torch.cat([o, a], -1)
+        lq = ((self.q1(x).squeeze(-1) - y) ** 2).mean() + ((self.q2(x).squeeze(-1) - y) ** 2).mean()
+        self.opt_q.zero_grad()
+        lq.backward()
+        self.opt_q.step()
+        pa, lp = self.sample(o)
+        x = torch.cat([o, pa], -1)
+        q = torch.min(self.q1(x), self.q2(x)).squeeze(-1)
+        la = (self.log_alpha.exp().detach() * lp - q).mean()
+        self.opt_a.zero_grad()
+        la.backward()
+        self.opt_a.step()
+        lt = -(self.log_alpha * (lp.detach() - ACT)).mean()
+        self.opt_t.zero_grad()
+        lt.backward()
+        self.opt_t.step()
+        with torch.no_grad():
+            for p, pt in zip(
+                [*self.q1.parameters(), *self.q2.parameters()],
+                [*self.q1t.parameters(), *self.q2t.parameters()],
+                strict=True,
+            ):
+                pt.mul_(0.995).add_(0.005 * p)
+
+
+@pytest.mark.benchmark(group="sac-update")
+def test_bench_plain_pytorch_sac_update_reference(benchmark):
+    torch.manual_seed(0)
+    ref = _PlainSAC()
+    benchmark(ref.update, *_batch())
+
+
+class _Clock:
+    """Recorder that notes when learning starts, to time env steps after warm-up."""
+
+    def __init__(self, warmup):
+        self.warmup, self.t_start, self.t_end, self.steps = warmup, None, None, 0
+
+    def eval(self, *a):
+        pass
+
+    def train(self, row):
+        pass
+
+    def log(self, msg):
+        pass
+
+    def progress(self, step, total, last):
+        if step == self.warmup:
+            self.t_start = time.perf_counter()
+        self.t_end, self.steps = time.perf_counter(), step - self.warmup
+
+
+@pytest.mark.benchmark(group="end-to-end")
+def test_bench_mbpo_hopper_env_steps_per_second(benchmark):
+    """MBPO at Hopper's paper hyperparameters (20 updates/step, 100k rollout starts, 7-member
+    ensemble trained to early stopping) for 1,000 env steps after the 5,000-step warm-up:
+    four model trainings + rollouts and 20,000 SAC updates."""
+    spec = resolve_env("hopper")
+    cfg = mbpo.MBPOConfig(total_steps=6000, eval_every=10**9, sac=SACConfig(target_entropy=-1))
+    clock = _Clock(cfg.warmup_steps)
+
+    def run():
+        gens = seed_everything(0)
+        mbpo.train(cfg, spec, gens, torch.device("cpu"), clock)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    rate = clock.steps / (clock.t_end - clock.t_start)
+    benchmark.extra_info["env_steps_per_s_after_warmup"] = rate
+    print(f"\nMBPO hopper: {rate:.2f} env steps/s after warm-up")

@@ -213,6 +213,33 @@ def test_corrupted_member_loses_elite_status(trained):
     assert torch.isfinite(model.predict_mean(obs[:500], act[:500])[0]).all()
 
 
+def test_adam_weight_decay_equals_l2_in_the_loss():
+    """train_step puts jannerm's decay * sum(W^2) / 2 into Adam's coupled weight_decay; the
+    updates must equal those of the explicit loss term with decay-free Adam."""
+    cfg = small_cfg(weight_decay=(1e-2, 2e-2, 3e-2))  # large, so a mismatch would show
+    model, _ = new_model(cfg)
+    ref = copy.deepcopy(model)
+    ref_opt = torch.optim.Adam(ref.parameters(), lr=cfg.lr)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        x = torch.randn(cfg.members, 64, OBS + ACT, generator=g)
+        y = torch.randn(cfg.members, 64, 1 + OBS, generator=g)
+        loss = model.train_step(x, y)
+        mean, logvar = ref(x)
+        ref_loss = ((mean - y).square() * torch.exp(-logvar) + logvar).mean((1, 2)).sum()
+        ref_loss = ref_loss + 0.01 * (ref.max_logvar.sum() - ref.min_logvar.sum())
+        torch.testing.assert_close(loss, ref_loss.detach())
+        pairs = zip(ref.mlp.linear_layers(), cfg.weight_decay, strict=True)
+        l2 = sum(wd * 0.5 * lin.weight.square().sum() for lin, wd in pairs)
+        torch.testing.assert_close(ref.l2_penalty(), l2.detach())
+        ref_loss = ref_loss + l2
+        ref_opt.zero_grad()
+        ref_loss.backward()
+        ref_opt.step()
+    for (name, p), q in zip(model.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=name)
+
+
 def test_train_model_is_deterministic():
     data = make_data(600, linear_dynamics(), seed=2)
     states, infos = [], []
@@ -406,7 +433,8 @@ def test_bench_ensemble_train_step(benchmark):
         batch = data[idx]  # [E, b, in + out]
         return model.train_step(batch[..., :n_in], batch[..., n_in:])
 
-    loss = benchmark(step)
+    # Warm-up rounds: the first step allocates Adam's state; the hot loop is steady state.
+    loss = benchmark.pedantic(step, rounds=100, warmup_rounds=10)
     assert loss.shape == () and torch.isfinite(loss)
 
 
@@ -416,6 +444,8 @@ def test_bench_rollout_100k(benchmark):
     gens = seed_everything(0)
     model = ProbabilisticEnsemble(HOPPER_OBS, HOPPER_ACT, EnsembleConfig(), "cpu")
     obs, act = torch.randn(100_000, HOPPER_OBS), torch.rand(100_000, HOPPER_ACT) * 2 - 1
-    next_obs, rew = benchmark(model.sample_step, obs, act, gens.torch)
+    next_obs, rew = benchmark.pedantic(
+        model.sample_step, (obs, act, gens.torch), rounds=10, warmup_rounds=1
+    )
     assert next_obs.shape == (100_000, HOPPER_OBS) and rew.shape == (100_000,)
     assert torch.isfinite(next_obs).all()

@@ -80,8 +80,7 @@ def online_loop(
     env: gym.Env,
     eval_env: gym.Env,
     seed: int,
-    act: Callable[[np.ndarray], np.ndarray],
-    eval_policy: Callable[[np.ndarray], np.ndarray],
+    policy: Callable[[np.ndarray, bool], np.ndarray],
     store: Callable[[int, np.ndarray, np.ndarray, float, np.ndarray, bool], None],
     learn: Callable[[int], None],
     rec: Recorder,
@@ -89,15 +88,16 @@ def online_loop(
     """The interaction skeleton every online algorithm shares.
 
     Per env step: a uniform random action during warm-up (the env's seeded action space),
-    else `act(obs)`; `store(step, obs, act, rew, next_obs, terminated)`; `learn(t)` with t
-    the number of env steps taken; every `eval_every` steps an evaluation on `eval_env`.
-    Truncation (time limit) resets the env but is not stored as a terminal.
+    else `policy(obs, False)` (stochastic); then `store(step, obs, act, rew, next_obs,
+    terminated)` and `learn(t)`, t being the number of env steps taken. Every `eval_every`
+    steps, `policy(obs, True)` (deterministic) is evaluated on `eval_env`. Truncation (time
+    limit) resets the env but is not stored as a terminal. Closes both envs.
     """
     steps: list[int] = []
     means: list[float] = []
     obs, _ = env.reset(seed=seed)
     for step in range(cfg.total_steps):
-        action = env.action_space.sample() if step < cfg.warmup_steps else act(obs)
+        action = env.action_space.sample() if step < cfg.warmup_steps else policy(obs, False)
         next_obs, rew, terminated, truncated, _ = env.step(action)
         store(step, obs, action, float(rew), next_obs, bool(terminated))
         obs = next_obs
@@ -106,11 +106,13 @@ def online_loop(
         t = step + 1
         learn(t)
         if t % cfg.eval_every == 0:
-            returns, lengths = evaluate(eval_policy, eval_env, cfg.eval_episodes)
+            returns, lengths = evaluate(lambda o: policy(o, True), eval_env, cfg.eval_episodes)
             rec.eval(t, returns, lengths)
             steps.append(t)
             means.append(float(np.mean(returns)))
         rec.progress(t, cfg.total_steps, means[-1] if means else None)
+    env.close()
+    eval_env.close()
     return summarise(steps, means)
 
 

@@ -27,7 +27,7 @@ from algorithms.ensemble import EnsembleConfig, ProbabilisticEnsemble
 from algorithms.envs import EnvSpec, make_env
 from algorithms.loop import LoopConfig, Recorder, online_loop
 from algorithms.pmac import PMACConfig, segment_of_step, transition_weights
-from algorithms.sac import SACAgent, SACConfig, train_row
+from algorithms.sac import SACAgent, SACConfig, UpdateStats
 from algorithms.seeding import Generators
 
 
@@ -151,23 +151,20 @@ def train(
     interval = cfg.pmac.adaptation_interval if cfg.pmac else cfg.model_train_freq
     gen = gens.torch
 
-    stats: dict[str, torch.Tensor] = {}  # summed SAC statistics of the current model period
+    stats = UpdateStats()  # SAC statistics of the current model period
     period: dict[str, float] = {}  # the current model period's fit and rollout statistics
-    n_updates = 0
 
     def store(step, obs, act, rew, next_obs, terminated) -> None:
         seg = segment_of_step(step, cfg.warmup_steps, interval)
         real.add(obs, act, rew, next_obs, terminated, segment=seg)
 
     def flush() -> None:
-        nonlocal n_updates
-        if period:
-            rec.train(_train_row(period, stats, n_updates, cfg))
+        if period:  # one train.csv row per model period: its fit, rollout and SAC means
+            rec.train({**period, **stats.row(int(period["step"]))})
         stats.clear()
-        n_updates = 0
 
     def learn(t: int) -> None:
-        nonlocal period, n_updates
+        nonlocal period
         if t < cfg.warmup_steps:
             return
         if (t - cfg.warmup_steps) % cfg.model_train_freq == 0:
@@ -177,25 +174,12 @@ def train(
         if len(model_buf) == 0:
             return
         for _ in range(cfg.updates_per_step):
-            out = agent.update(*_mixed_batch(real, model_buf, n_real, n_model, gen), generator=gen)
-            for k, v in out.items():
-                stats[k] = stats[k] + v if k in stats else v
-        n_updates += cfg.updates_per_step
+            stats.add(agent.update(*_mixed_batch(real, model_buf, n_real, n_model, gen), gen))
 
     summary = online_loop(
-        cfg,
-        env,
-        eval_env,
-        gens.seed,
-        act=lambda o: agent.act(o, gen),
-        eval_policy=lambda o: agent.act(o, gen, deterministic=True),
-        store=store,
-        learn=learn,
-        rec=rec,
+        cfg, env, eval_env, gens.seed, lambda o, det: agent.act(o, gen, det), store, learn, rec
     )
     flush()
-    env.close()
-    eval_env.close()
     return summary
 
 
@@ -258,16 +242,3 @@ def _mixed_batch(
     r = real.sample(n_real, gen)
     m = model_buf.sample(n_model, gen)
     return tuple(torch.cat([a, b], dim=0) for a, b in zip(r, m, strict=True))
-
-
-def _train_row(
-    period: dict[str, float],
-    stats: dict[str, torch.Tensor],
-    n_updates: int,
-    cfg: MBPOConfig,
-) -> dict[str, float]:
-    """One train.csv row per model period: the model fit and rollout at `period["step"]`,
-    and the mean SAC statistics of the updates until the next model training."""
-    out = {**period, **train_row(int(period["step"]), stats, max(n_updates, 1))}
-    out["sac_updates"] = n_updates
-    return out

@@ -209,49 +209,48 @@ def train(
     )
     real = ReplayBuffer(min(cfg.replay_size, cfg.total_steps), spec.obs_dim, spec.act_dim, device)
     gen = gens.torch
-    stats: dict[str, torch.Tensor] = {}
-    n_updates = 0
+    stats = UpdateStats()
 
     def store(step, obs, act, rew, next_obs, terminated) -> None:
         real.add(obs, act, rew, next_obs, terminated)
 
     def learn(t: int) -> None:
-        nonlocal n_updates
         if t < cfg.warmup_steps:
             return
         for _ in range(cfg.updates_per_step):
-            out = agent.update(*real.sample(cfg.sac.batch_size, gen), generator=gen)
-            for k, v in out.items():
-                stats[k] = stats[k] + v if k in stats else v
-        n_updates += cfg.updates_per_step
-        if t % cfg.eval_every == 0 and n_updates:
-            rec.train(train_row(t, stats, n_updates))
+            stats.add(agent.update(*real.sample(cfg.sac.batch_size, gen), generator=gen))
+        if t % cfg.eval_every == 0 and stats.n:
+            rec.train(stats.row(t))
             stats.clear()
-            n_updates = 0
 
-    summary = online_loop(
-        cfg,
-        env,
-        eval_env,
-        gens.seed,
-        act=lambda o: agent.act(o, gen),
-        eval_policy=lambda o: agent.act(o, gen, deterministic=True),
-        store=store,
-        learn=learn,
-        rec=rec,
+    return online_loop(
+        cfg, env, eval_env, gens.seed, lambda o, det: agent.act(o, gen, det), store, learn, rec
     )
-    env.close()
-    eval_env.close()
-    return summary
 
 
-def train_row(step: int, stats: dict[str, torch.Tensor], n_updates: int) -> dict[str, float]:
-    """Mean SAC statistics over `n_updates` updates; raises DivergedError on non-finite
-    values so a diverging run stops with status `failed` instead of training on NaNs."""
-    out: dict[str, float] = {"step": step, "sac_updates": n_updates}
-    for k, v in stats.items():
-        out[k] = float(v) / n_updates
-    bad = [k for k, v in out.items() if not math.isfinite(v)]
-    if bad:
-        raise DivergedError(f"non-finite training statistics at step {step}: {', '.join(bad)}")
-    return out
+class UpdateStats:
+    """Sums of SAC update statistics kept as tensors (no host sync per update); `row`
+    syncs once and raises DivergedError on non-finite values, so a diverging run stops
+    with status `failed` instead of training on NaNs."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.n = 0
+
+    def add(self, out: dict[str, torch.Tensor]) -> None:
+        for k, v in out.items():
+            self.sums[k] = self.sums[k] + v if k in self.sums else v
+        self.n += 1
+
+    def clear(self) -> None:
+        self.sums.clear()
+        self.n = 0
+
+    def row(self, step: int) -> dict[str, float]:
+        out: dict[str, float] = {"sac_updates": self.n}
+        for k, v in self.sums.items():
+            out[k] = float(v) / max(self.n, 1)
+        bad = [k for k, v in out.items() if not math.isfinite(v)]
+        if bad:
+            raise DivergedError(f"non-finite training statistics at step {step}: {', '.join(bad)}")
+        return {"step": step, **out}

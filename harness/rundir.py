@@ -21,12 +21,15 @@ from typing import Any, TextIO
 
 EVAL_COLUMNS = ("step", "episode", "return", "length")
 WALL_CLOCK_SUFFIX = "wall_s"  # train.csv columns ending in this are wall-clock times
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read the process umask (the only portable way is to set and restore it)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; results are meant to be shared
         with os.fdopen(fd, "w", newline="") as fh:
             fh.write(text)
             fh.flush()

@@ -1,9 +1,17 @@
 """Learning checks (slow; `make learn-check`, not in CI).
 
-SAC, MBPO and PMAC at the paper profile on InvertedPendulum-v5 (budget 5,000 env steps,
-MBPO's inverted-pendulum config): every seed must reach an average evaluation return of at
-least 900 (max 1000) at some evaluation within the budget. The threshold is 90% of the
-maximum; a broken learner stays below ~100 (random policy: ~5-30).
+SAC, MBPO and PMAC at the paper profile on InvertedPendulum-v5 (jannerm/mbpo's
+inverted-pendulum config: 500 warm-up steps, 250-step epochs, 10 updates per step for the
+model-based agents): every seed must reach an average evaluation return of at least 900
+(max 1000) at some evaluation within the budget. The threshold is 90% of the maximum; a
+broken learner stays near 100 (random policy: 5-30), the plateau every agent passes through
+before it learns to stop the cart drifting.
+
+Budgets: 5,000 env steps for MBPO and PMAC. SAC is the model-free baseline at its standard
+one update per env step; at that rate it is still on the ~100 plateau at 5,000 steps
+(measured: 119, 89, 69 for seeds 0-2) and reaches 1000 only after ~14,000 steps (seed 0),
+so its budget here is 20,000 steps. (SAC with MBPO's 10 updates per step reaches 1000 at
+2,000 steps: the model-free learner is not broken, it is sample-limited.)
 """
 
 import csv
@@ -13,12 +21,13 @@ import json
 import pytest
 
 THRESHOLD = 900.0
+BUDGET = {"sac": 20_000, "mbpo": 5_000, "pmac": 5_000}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("algo", ["sac", "mbpo", "pmac"])
-def test_inverted_pendulum_reaches_900_within_5000_steps(tmp_path, run_cli, algo, seed):
+def test_inverted_pendulum_reaches_900_within_budget(tmp_path, run_cli, algo, seed):
     out = tmp_path / f"{algo}{seed}"
     run_cli(
         "train",
@@ -30,6 +39,8 @@ def test_inverted_pendulum_reaches_900_within_5000_steps(tmp_path, run_cli, algo
         str(seed),
         "--profile",
         "paper",
+        "--set",
+        f"total_steps={BUDGET[algo]}",
         "--threads",
         "1",
         "--out",
@@ -40,7 +51,7 @@ def test_inverted_pendulum_reaches_900_within_5000_steps(tmp_path, run_cli, algo
     for r in rows:
         curve.setdefault(int(r["step"]), []).append(float(r["return"]))
     means = {step: sum(v) / len(v) for step, v in sorted(curve.items())}
-    assert max(means) <= 5000
+    assert max(means) == BUDGET[algo]
     first = next((s for s, m in means.items() if m >= THRESHOLD), None)
     print(f"\n{algo} seed {seed}: first step >= {THRESHOLD}: {first}; curve {means}")
     done = json.loads((out / "done.json").read_text())

@@ -438,7 +438,7 @@ class ProbabilisticEnsemble(nn.Module):
 
     @torch.no_grad()
     def sample_step(
-        self, obs: Tensor, act: Tensor, generator: torch.Generator
+        self, obs: Tensor, act: Tensor, generator: torch.Generator, deterministic: bool = False
     ) -> tuple[Tensor, Tensor]:
         """MBPO's stochastic model step: obs [B, D], act [B, A] -> next_obs [B, D], reward [B].
 
@@ -466,6 +466,9 @@ class ProbabilisticEnsemble(nn.Module):
         for s in range(0, chunk, _CHUNK):
             x = x_all[grid[:, s : s + _CHUNK]]  # [n, c, in]
             mean, logvar = self._forward_params(x, params)  # [n, c, out]
+            if deterministic:  # the member's mean (jannerm/mbpo `deterministic=True`)
+                sample[:, s : s + _CHUNK] = mean
+                continue
             noise = torch.randn(mean.shape, generator=generator, device=self.device)  # [n, c, out]
             sample[:, s : s + _CHUNK] = noise.mul_(logvar.mul_(0.5).exp_()).add_(mean)
         flat = sample.transpose(0, 1).reshape(padded, self.out_dim)[:B]  # [B, out], perm order

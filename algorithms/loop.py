@@ -32,6 +32,9 @@ class Recorder(Protocol):
     def progress(self, step: int, total: int, last_return: float | None) -> None:
         """Called often; the recorder rate-limits what it prints."""
 
+    def table(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """Rows for another file of the run directory (`name`.csv), e.g. diagnostics."""
+
 
 @dataclass(frozen=True)
 class LoopConfig:
@@ -55,24 +58,50 @@ class LoopConfig:
             )
 
 
+@dataclass
+class Episode:
+    """One evaluation episode of the deterministic policy on the evaluation env."""
+
+    obs: np.ndarray  # [T + 1, D] observations, the last one after the final step
+    act: np.ndarray  # [T, A]
+    rew: np.ndarray  # [T]
+    terminated: bool  # ended by the env's termination (not its time limit)
+
+    @property
+    def ret(self) -> float:
+        return float(self.rew.sum())
+
+    def __len__(self) -> int:
+        return len(self.rew)
+
+
 def evaluate(
     policy: Callable[[np.ndarray], np.ndarray], env: gym.Env, episodes: int
-) -> tuple[list[float], list[int]]:
-    """Undiscounted returns and lengths of `episodes` episodes, each to the env's own time
-    limit. `env` is the evaluation instance: it never feeds a training buffer (the bug of
-    mbpo_pytorch that the PMAC paper reports)."""
-    returns, lengths = [], []
+) -> list[Episode]:
+    """`episodes` episodes, each to the env's own time limit, kept whole so the model
+    diagnostics can reuse them (they never feed a training buffer). `env` is the evaluation
+    instance, separate from the training env (the bug of mbpo_pytorch the PMAC paper reports)."""
+    out = []
     for _ in range(episodes):
         obs, _ = env.reset()
-        total, length, done = 0.0, 0, False
+        traj_obs, traj_act, traj_rew = [obs], [], []
+        done = terminated = False
         while not done:
-            obs, rew, terminated, truncated, _ = env.step(policy(obs))
-            total += float(rew)
-            length += 1
+            act = policy(obs)
+            obs, rew, terminated, truncated, _ = env.step(act)
+            traj_obs.append(obs)
+            traj_act.append(np.asarray(act, dtype=np.float32).reshape(-1))
+            traj_rew.append(float(rew))
             done = terminated or truncated
-        returns.append(total)
-        lengths.append(length)
-    return returns, lengths
+        out.append(
+            Episode(
+                np.asarray(traj_obs, dtype=np.float32),
+                np.asarray(traj_act, dtype=np.float32),
+                np.asarray(traj_rew, dtype=np.float64),
+                bool(terminated),
+            )
+        )
+    return out
 
 
 def online_loop(
@@ -84,6 +113,7 @@ def online_loop(
     store: Callable[[int, np.ndarray, np.ndarray, float, np.ndarray, bool], None],
     learn: Callable[[int], None],
     rec: Recorder,
+    diagnose: Callable[[int, list[Episode]], None] | None = None,
 ) -> dict[str, float]:
     """The interaction skeleton every online algorithm shares.
 
@@ -91,7 +121,8 @@ def online_loop(
     else `policy(obs, False)` (stochastic); then `store(step, obs, act, rew, next_obs,
     terminated)` and `learn(t)`, t being the number of env steps taken. Every `eval_every`
     steps, `policy(obs, True)` (deterministic) is evaluated on `eval_env`. Truncation (time
-    limit) resets the env but is not stored as a terminal. Closes both envs.
+    limit) resets the env but is not stored as a terminal. `diagnose(t, episodes)` gets
+    each evaluation's episodes (model diagnostics). Closes both envs.
     """
     steps: list[int] = []
     means: list[float] = []
@@ -106,10 +137,12 @@ def online_loop(
         t = step + 1
         learn(t)
         if t % cfg.eval_every == 0:
-            returns, lengths = evaluate(lambda o: policy(o, True), eval_env, cfg.eval_episodes)
-            rec.eval(t, returns, lengths)
+            episodes = evaluate(lambda o: policy(o, True), eval_env, cfg.eval_episodes)
+            rec.eval(t, [e.ret for e in episodes], [len(e) for e in episodes])
             steps.append(t)
-            means.append(float(np.mean(returns)))
+            means.append(float(np.mean([e.ret for e in episodes])))
+            if diagnose is not None:
+                diagnose(t, episodes)
         rec.progress(t, cfg.total_steps, means[-1] if means else None)
     env.close()
     eval_env.close()

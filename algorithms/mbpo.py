@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from algorithms import diagnostics as diag
 from algorithms.buffer import ReplayBuffer
 from algorithms.ensemble import EnsembleConfig, ProbabilisticEnsemble
 from algorithms.envs import EnvSpec, make_env
-from algorithms.loop import LoopConfig, Recorder, online_loop
+from algorithms.loop import Episode, LoopConfig, Recorder, online_loop
 from algorithms.pmac import PMACConfig, segment_of_step, transition_weights
 from algorithms.sac import SACAgent, SACConfig, UpdateStats
 from algorithms.seeding import Generators
@@ -47,10 +48,12 @@ class MBPOConfig(LoopConfig):
     retain_epochs: int = 1  # epochs of model rollouts kept in the model buffer
     updates_per_step: int = 20  # SAC gradient steps per env step (UTD ratio)
     real_ratio: float = 0.05  # fraction of real data in each SAC batch
+    deterministic_rollouts: bool = False  # jannerm/mbpo `deterministic`: elite means, no noise
     replay_size: int = 1_000_000  # real buffer capacity (PMAC Table 2)
     sac: SACConfig = field(default_factory=SACConfig)
     model: EnsembleConfig = field(default_factory=EnsembleConfig)
     pmac: PMACConfig | None = None  # None: MBPO's uniform sampling
+    diagnostics: diag.DiagnosticsConfig = field(default_factory=diag.DiagnosticsConfig)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -98,13 +101,14 @@ def branched_rollout(
     spec: EnvSpec,
     model_buffer: ReplayBuffer,
     gen: torch.Generator,
+    deterministic: bool = False,
 ) -> int:
     """Roll the current stochastic policy in the model from start states [N, D] for up to
     `horizon` steps, storing every model transition; terminated branches stop."""
     obs, added = start_obs, 0
     for _ in range(horizon):
         act, _ = agent.actor.sample(obs, gen)
-        next_obs, rew = model.sample_step(obs, act, gen)
+        next_obs, rew = model.sample_step(obs, act, gen, deterministic)
         if spec.termination is None:
             done = torch.zeros(obs.shape[0], dtype=torch.bool, device=obs.device)
         else:
@@ -163,6 +167,16 @@ def train(
             rec.train({**period, **stats.row(int(period["step"]))})
         stats.clear()
 
+    def diagnose(t: int, episodes: list[Episode]) -> None:
+        if not cfg.diagnostics.enabled or t < cfg.warmup_steps:  # no trained model yet
+            return
+        start = time.perf_counter()
+        for name, rows in model_diagnostics(
+            cfg, spec, model, agent, real, episodes, t, gens
+        ).items():
+            rec.table(name, rows)
+        period["diagnostics_wall_s"] += time.perf_counter() - start
+
     def learn(t: int) -> None:
         nonlocal period
         if t < cfg.warmup_steps:
@@ -170,14 +184,22 @@ def train(
         if (t - cfg.warmup_steps) % cfg.model_train_freq == 0:
             flush()
             fit = _train_model_and_rollout(cfg, spec, model, agent, real, model_buf, gen, t)
-            period = {"step": t, **fit}
+            period = {"step": t, **fit, "diagnostics_wall_s": 0.0}
         if len(model_buf) == 0:
             return
         for _ in range(cfg.updates_per_step):
             stats.add(agent.update(*_mixed_batch(real, model_buf, n_real, n_model, gen), gen))
 
     summary = online_loop(
-        cfg, env, eval_env, gens.seed, lambda o, det: agent.act(o, gen, det), store, learn, rec
+        cfg,
+        env,
+        eval_env,
+        gens.seed,
+        lambda o, det: agent.act(o, gen, det),
+        store,
+        learn,
+        rec,
+        diagnose,
     )
     flush()
     return summary
@@ -212,7 +234,9 @@ def _train_model_and_rollout(
         idx = torch.multinomial(
             start_probs, cfg.rollout_batch_size, replacement=True, generator=gen
         )
-    added = branched_rollout(model, agent, real.obs[idx], horizon, spec, model_buf, gen)
+    added = branched_rollout(
+        model, agent, real.obs[idx], horizon, spec, model_buf, gen, cfg.deterministic_rollouts
+    )
     t2 = time.perf_counter()
     mixture = {}
     if cfg.pmac is not None:  # what the mixture looked like for this model period
@@ -242,3 +266,57 @@ def _mixed_batch(
     r = real.sample(n_real, gen)
     m = model_buf.sample(n_model, gen)
     return tuple(torch.cat([a, b], dim=0) for a, b in zip(r, m, strict=True))
+
+
+def model_diagnostics(
+    cfg: MBPOConfig,
+    spec: EnvSpec,
+    model: ProbabilisticEnsemble,
+    agent: SACAgent,
+    real: ReplayBuffer,
+    episodes: list[Episode],
+    t: int,
+    gens: Generators,
+) -> dict[str, list[dict]]:
+    """Rows of model.csv, compounding.csv, coadaptation.csv and visitation.csv at env step
+    t, from this evaluation's episodes and the real buffer (see algorithms.diagnostics).
+    The `mixture` source of visitation.csv is PMAC's weighting of the real buffer; for MBPO
+    it is what PMAC (default alpha) would weight, for comparison (paper Fig. 1c/d)."""
+    d, gen, dev = cfg.diagnostics, gens.diag_torch, real.device
+    obs, act, nxt = diag.transitions(episodes)
+    g = real.sample_indices(d.global_samples, gen)
+    local = diag.one_step_error(model, obs, act, nxt, dev)
+    glob = diag.one_step_error(model, real.obs[g], real.act[g], real.next_obs[g], dev)
+    segs = diag.pick_segments(episodes, d.segments, d.horizon, gens.diag_numpy)
+    comp = diag.compounding_error(model, segs, d.sampling, gen, dev)
+    coad = diag.coadaptation(
+        model, agent.actor.deterministic, segs, spec.termination, d.sampling, gen, dev
+    )
+    alpha = cfg.pmac.alpha if cfg.pmac is not None else PMACConfig().alpha
+    probs = transition_weights(real.segment[: len(real)], alpha)
+    mix = torch.multinomial(probs, d.visitation_samples, replacement=True, generator=gen)
+    uni = real.sample_indices(d.visitation_samples, gen)
+    sources = {
+        "policy": (torch.as_tensor(obs, device=dev), torch.as_tensor(act, device=dev)),
+        "mixture": (real.obs[mix], real.act[mix]),
+        "uniform": (real.obs[uni], real.act[uni]),
+    }
+    visitation = []
+    with torch.no_grad():
+        for source, (o, a) in sources.items():
+            q = agent.q_values(o, a).min(0).values
+            for quantile, value in diag.q_quantiles(q, d.quantiles):
+                visitation.append(
+                    {"step": t, "source": source, "q_quantile": quantile, "q_value": value}
+                )
+    return {
+        "model": [
+            {"step": t, "split": "local", "error": local},
+            {"step": t, "split": "global", "error": glob},
+        ],
+        "compounding": [{"step": t, "horizon": h, "error": e} for h, e in comp],
+        "coadaptation": [
+            {"step": t, "horizon": h, "model_return": m, "real_return": r} for h, m, r in coad
+        ],
+        "visitation": visitation,
+    }

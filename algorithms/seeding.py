@@ -15,8 +15,12 @@ class Generators:
     """Explicit random sources of one run; algorithms take these instead of global RNGs."""
 
     torch: torch.Generator  # on the run's device: minibatches, policy noise, model sampling
-    numpy: np.random.Generator  # host-side sampling (e.g. segment draws)
+    numpy: np.random.Generator  # host-side sampling
     seed: int
+    # Model diagnostics draw from their own streams, so turning them on or off leaves the
+    # training run unchanged.
+    diag_torch: torch.Generator
+    diag_numpy: np.random.Generator
 
 
 def seed_everything(seed: int, device: torch.device | str = "cpu") -> Generators:
@@ -30,4 +34,12 @@ def seed_everything(seed: int, device: torch.device | str = "cpu") -> Generators
     device = torch.device(device)
     gen = torch.Generator(device=device)
     gen.manual_seed(seed + 1)  # distinct stream from the global one used for init
-    return Generators(torch=gen, numpy=np.random.default_rng(seed), seed=seed)
+    diag = torch.Generator(device=device)
+    diag.manual_seed(seed + 2)
+    return Generators(
+        torch=gen,
+        numpy=np.random.default_rng(seed),
+        seed=seed,
+        diag_torch=diag,
+        diag_numpy=np.random.default_rng(seed + 2),
+    )

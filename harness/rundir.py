@@ -81,6 +81,7 @@ class RunRecorder:
         self.run_dir, self.label, self.stream = run_dir, label, stream
         self.eval_csv = CsvTable(run_dir / "eval.csv", EVAL_COLUMNS)
         self.train_csv = CsvTable(run_dir / "train.csv")
+        self.tables: dict[str, CsvTable] = {}
         self.start = time.perf_counter()
         self.notes: list[str] = []
         self._last_print = -math.inf
@@ -98,6 +99,11 @@ class RunRecorder:
 
     def train(self, row: dict[str, Any]) -> None:
         self.train_csv.append([{"step": row["step"], "wall_s": self.elapsed(), **row}])
+
+    def table(self, name: str, rows: list[dict[str, Any]]) -> None:
+        if name not in self.tables:
+            self.tables[name] = CsvTable(self.run_dir / f"{name}.csv")
+        self.tables[name].append(rows)
 
     def log(self, message: str) -> None:
         self.notes.append(message)

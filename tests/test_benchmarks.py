@@ -114,6 +114,9 @@ class _Clock:
     def log(self, msg):
         pass
 
+    def table(self, name, rows):
+        pass
+
     def progress(self, step, total, last):
         if step == self.warmup:
             self.t_start = time.perf_counter()

@@ -113,6 +113,11 @@ def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, 
         )
     assert (a / "eval.csv").read_bytes() == (b / "eval.csv").read_bytes()
     assert _rows_without_wall_clock(a / "train.csv") == _rows_without_wall_clock(b / "train.csv")
+    diagnostics = ["model.csv", "compounding.csv", "coadaptation.csv", "visitation.csv"]
+    for name in diagnostics if algo == "pmac" else []:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    if algo == "sac":  # no model: no model diagnostics
+        assert not any((a / name).exists() for name in diagnostics)
     eval_rows = list(csv.DictReader(io.StringIO((a / "eval.csv").read_text())))
     assert [r["step"] for r in eval_rows] == ["250", "250", "500", "500", "750", "750"]
     assert list(eval_rows[0]) == ["step", "episode", "return", "length"]
@@ -230,3 +235,38 @@ def test_list_config_resolves_per_env_and_profile_values(capsys):
     cfg = json.loads(capsys.readouterr().out)
     assert cfg["total_steps"] == 50_000 and cfg["pmac"]["alpha"] == 0.9
     assert cfg["updates_per_step"] == 20 and cfg["sac"]["target_entropy"] == -1.0
+
+
+def test_diagnostics_do_not_change_training_and_follow_the_contract(tmp_path, run_cli):
+    """Diagnostics draw from their own generator and take no env step: switching them off
+    leaves eval.csv and train.csv unchanged. With them on, every evaluation after warm-up
+    writes model/compounding/coadaptation/visitation rows with the contract's columns."""
+    on, off = tmp_path / "on", tmp_path / "off"
+    common = ["train", "--algo", "mbpo", "--env", "inverted_pendulum", "--seed", "5", *TINY]
+    run_cli(*common, "--out", str(on))
+    run_cli(*common, "--set", "diagnostics.enabled=false", "--out", str(off))
+    assert (on / "eval.csv").read_bytes() == (off / "eval.csv").read_bytes()
+    assert _rows_without_wall_clock(on / "train.csv") == _rows_without_wall_clock(off / "train.csv")
+    assert not (off / "model.csv").exists()
+
+    def rows(name):
+        return list(csv.DictReader(io.StringIO((on / name).read_text())))
+
+    model = rows("model.csv")
+    assert list(model[0]) == ["step", "split", "error"]
+    assert [(r["step"], r["split"]) for r in model] == [
+        (s, split) for s in ("250", "500", "750") for split in ("local", "global")
+    ]
+    assert all(float(r["error"]) >= 0 for r in model)
+    comp = rows("compounding.csv")
+    assert list(comp[0]) == ["step", "horizon", "error"]
+    assert {int(r["horizon"]) for r in comp if r["step"] == "750"} <= set(range(1, 21))
+    coad = rows("coadaptation.csv")
+    assert list(coad[0]) == ["step", "horizon", "model_return", "real_return"]
+    vis = rows("visitation.csv")
+    assert list(vis[0]) == ["step", "source", "q_quantile", "q_value"]
+    assert {r["source"] for r in vis} == {"policy", "mixture", "uniform"}
+    for step in ("250", "500", "750"):
+        for source in ("policy", "mixture", "uniform"):
+            q = [float(r["q_value"]) for r in vis if r["step"] == step and r["source"] == source]
+            assert len(q) == 5 and q == sorted(q)

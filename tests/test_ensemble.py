@@ -383,6 +383,12 @@ def test_sample_step_noise_scale_and_determinism(trained):
     other = model.sample_step(obs, act, torch.Generator().manual_seed(12))
     assert torch.equal(again[0], next_obs) and torch.equal(again[1], rew)
     assert not torch.equal(other[0], next_obs)
+    # deterministic=True (jannerm/mbpo `deterministic`): each sample's own elite's mean.
+    gen.set_state(state)
+    det_obs, det_rew = model.sample_step(obs, act, gen, deterministic=True)
+    own = mean[members, i]
+    torch.testing.assert_close(det_rew, own[:, 0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(det_obs, obs + own[:, 1:], atol=1e-5, rtol=1e-5)
 
 
 # ----------------------------------------------------------------------------- cuda

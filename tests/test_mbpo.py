@@ -62,7 +62,7 @@ def test_model_buffer_capacity_matches_mbpo_sizing():
 class _ShiftModel:
     """A 'model' that adds 1 to every state dimension and returns reward 1."""
 
-    def sample_step(self, obs, act, gen):
+    def sample_step(self, obs, act, gen, deterministic=False):
         return obs + 1.0, torch.ones(obs.shape[0])
 
 

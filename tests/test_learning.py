@@ -7,11 +7,19 @@ model-based agents): every seed must reach an average evaluation return of at le
 broken learner stays near 100 (random policy: 5-30), the plateau every agent passes through
 before it learns to stop the cart drifting.
 
-Budgets: 5,000 env steps for MBPO and PMAC. SAC is the model-free baseline at its standard
-one update per env step; at that rate it is still on the ~100 plateau at 5,000 steps
-(measured: 119, 89, 69 for seeds 0-2) and reaches 1000 only after ~14,000 steps (seed 0),
-so its budget here is 20,000 steps. (SAC with MBPO's 10 updates per step reaches 1000 at
-2,000 steps: the model-free learner is not broken, it is sample-limited.)
+Budgets: 5,000 env steps for MBPO and PMAC (issue 2's bar). SAC is the model-free
+baseline at its standard one update per env step; at that rate it is still on the ~100
+plateau at 5,000 steps (measured: 119, 89, 69 for seeds 0-2) and first reaches 900 at
+14,250 / 15,000 / 17,000 steps, so its budget here is 20,000 steps. (SAC with MBPO's 10
+updates per step reaches 1000 at 2,000 steps: the learner is not broken, it is
+sample-limited.)
+
+Status when written (2026-11-22): MBPO passes seeds 0 and 2 (900 at 4,250 and 4,750) and
+fails seed 1 (152 at 5,000); PMAC fails all three (177, 123, 195 at 5,000). With
+`deterministic_rollouts=true` seed 1 reaches 1000 at 3,000 (MBPO) / 3,500 (PMAC): the
+ensemble's predicted variance is 3-4x its actual error on this task (see the session note),
+which makes the stochastic model rollouts noisy. These failures are real findings, not
+test flakiness; the thresholds stay at the issue's bar.
 """
 
 import csv

@@ -168,7 +168,7 @@ def train(
         stats.clear()
 
     def diagnose(t: int, episodes: list[Episode]) -> None:
-        if not cfg.diagnostics.enabled or t < cfg.warmup_steps:  # no trained model yet
+        if not cfg.diagnostics.enabled or not period:  # no model trained yet
             return
         start = time.perf_counter()
         for name, rows in model_diagnostics(

@@ -270,3 +270,12 @@ def test_diagnostics_do_not_change_training_and_follow_the_contract(tmp_path, ru
         for source in ("policy", "mixture", "uniform"):
             q = [float(r["q_value"]) for r in vis if r["step"] == step and r["source"] == source]
             assert len(q) == 5 and q == sorted(q)
+
+
+def test_no_warmup_diagnostics_start_after_first_model_training(tmp_path, run_cli):
+    out = tmp_path / "w0"
+    run_cli("train", "--algo", "mbpo", "--env", "inverted_pendulum", "--seed", "0",
+            "--profile", "smoke", "--set", "warmup_steps=0", "--set", "eval_every=100",
+            "--set", "total_steps=300", "--threads", "1", "--out", str(out))  # fmt: skip
+    steps = [r["step"] for r in csv.DictReader(io.StringIO((out / "model.csv").read_text()))]
+    assert steps == ["300", "300"]  # evaluations at 100 and 200 precede the first model (250)

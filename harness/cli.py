@@ -126,7 +126,8 @@ def train(args: argparse.Namespace) -> int:
         print(f"mbrl-bench: {out} is finished (done.json present); nothing to do", file=sys.stderr)
         return 0
 
-    threads = args.threads or int(os.environ.get("OMP_NUM_THREADS", 0)) or None
+    omp = os.environ.get("OMP_NUM_THREADS", "")  # Snakemake sets it to the rule's threads
+    threads = args.threads or (int(omp) if omp.isdigit() and int(omp) > 0 else None)
     if threads:
         torch.set_num_threads(threads)
     label = f"{profile['profile']} {algo.name} {spec.name} seed{args.seed}"

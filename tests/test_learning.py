@@ -16,7 +16,8 @@ sample-limited.)
 
 Status when written (2026-11-22): MBPO passes seeds 0 and 2 (900 at 4,250 and 4,750) and
 fails seed 1 (152 at 5,000); PMAC fails all three (177, 123, 195 at 5,000). With
-`deterministic_rollouts=true` seed 1 reaches 1000 at 3,000 (MBPO) / 3,500 (PMAC): the
+`deterministic_rollouts=true` all three seeds pass (MBPO 3,000 / 3,000 / 4,250; PMAC
+3,250 / 3,500 / 2,750): the
 ensemble's predicted variance is 3-4x its actual error on this task (see the session note),
 which makes the stochastic model rollouts noisy. These failures are real findings, not
 test flakiness; the thresholds stay at the issue's bar.

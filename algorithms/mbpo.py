@@ -122,13 +122,25 @@ def branched_rollout(
     return added
 
 
-def _mixture(cfg: MBPOConfig, real: ReplayBuffer, use: str) -> torch.Tensor | None:
+def _mixture(
+    cfg: MBPOConfig, real: ReplayBuffer
+) -> tuple[torch.Tensor | None, torch.Tensor | None, dict[str, float]]:
     """PMAC's only difference from MBPO: per-transition sampling probabilities [N] over the
-    real buffer for `use` in {"model", "rollout"}, or None for MBPO's uniform sampling."""
+    real buffer for the model's training data and for the rollout start states (None:
+    MBPO's uniform sampling), plus a summary of the mixture for train.csv. The weights are
+    computed once per model period; both uses draw from the same mixture."""
     p = cfg.pmac
-    if p is None or not (p.for_model if use == "model" else p.for_rollout):
-        return None
-    return transition_weights(real.segment[: len(real)], p.alpha)
+    if p is None:
+        return None, None, {}
+    segs = real.segment[: len(real)]
+    probs = transition_weights(segs, p.alpha)
+    newest = int(segs.max())
+    summary = {
+        "pmac_segments": newest + 1,
+        "pmac_weight_newest": float(probs[segs == newest].sum()),
+        "pmac_weight_warmup": float(probs[segs == 0].sum()),
+    }
+    return (probs if p.for_model else None), (probs if p.for_rollout else None), summary
 
 
 def train(
@@ -218,7 +230,7 @@ def _train_model_and_rollout(
     """Algorithm 2 lines 2-4 and 7-10: fit the model, then refill the model buffer."""
     n = len(real)
     t0 = time.perf_counter()
-    weights = _mixture(cfg, real, "model")
+    weights, start_probs, mixture = _mixture(cfg, real)
     weighting = cfg.pmac.weighting if cfg.pmac else "resample"
     fit = model.train_model(
         real.obs[:n], real.act[:n], real.next_obs[:n], real.rew[:n], gen, weights, weighting
@@ -227,7 +239,6 @@ def _train_model_and_rollout(
     epoch = (t - cfg.warmup_steps) // cfg.epoch_length
     horizon = rollout_horizon(epoch, cfg.rollout_schedule)
     model_buf.resize(model_buffer_capacity(cfg, horizon))
-    start_probs = _mixture(cfg, real, "rollout")
     if start_probs is None:
         idx = real.sample_indices(cfg.rollout_batch_size, gen)
     else:
@@ -238,16 +249,6 @@ def _train_model_and_rollout(
         model, agent, real.obs[idx], horizon, spec, model_buf, gen, cfg.deterministic_rollouts
     )
     t2 = time.perf_counter()
-    mixture = {}
-    if cfg.pmac is not None:  # what the mixture looked like for this model period
-        segs = real.segment[:n]
-        w = transition_weights(segs, cfg.pmac.alpha)
-        newest = int(segs.max())
-        mixture = {
-            "pmac_segments": newest + 1,
-            "pmac_weight_newest": float(w[segs == newest].sum()),
-            "pmac_weight_warmup": float(w[segs == 0].sum()),
-        }
     return {
         **{k: float(v) for k, v in fit.items()},
         "rollout_horizon": horizon,

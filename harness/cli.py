@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -24,6 +25,8 @@ from algorithms.seeding import seed_everything
 from harness import provenance
 from harness.config import PROFILES, ConfigError, load_profile, parse_set, resolve
 from harness.rundir import RunRecorder, atomic_write_json
+
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="torch CPU threads (default: $OMP_NUM_THREADS, else torch's)",
+    )
+    train.add_argument(
+        "--experiment", default="adhoc", help="experiment this run belongs to (pipeline label)"
+    )
+    train.add_argument(
+        "--variant",
+        default=None,
+        help="name of this configuration within the experiment, e.g. pmac_alpha0.5 "
+        "(default: the algorithm)",
     )
     train.add_argument("--out", required=True, type=Path, help="run directory")
 
@@ -116,6 +128,9 @@ def train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    for flag, label in (("--experiment", args.experiment), ("--variant", args.variant)):
+        if label is not None and not _LABEL.fullmatch(label):
+            raise ConfigError(f"{flag} {label!r} must match {_LABEL.pattern}")
     algo, spec, profile, cfg = _resolve_run(
         args.algo, args.env, args.profile, parse_set(args.overrides)
     )
@@ -134,6 +149,8 @@ def train(args: argparse.Namespace) -> int:
     termination = "known" if spec.termination is not None else "none: the model never terminates"
     config = {
         "algo": algo.name,
+        "experiment": args.experiment,
+        "variant": args.variant or algo.name,
         "env": spec.name,
         "gym_id": spec.gym_id,
         "env_kwargs": dict(spec.kwargs),
@@ -162,6 +179,8 @@ def train(args: argparse.Namespace) -> int:
         "status": status,
         **summary,
         "algo": algo.name,
+        "experiment": config["experiment"],
+        "variant": config["variant"],
         "env": spec.name,
         "seed": args.seed,
         "profile": profile["profile"],

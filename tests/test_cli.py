@@ -48,6 +48,8 @@ BAD_INPUTS = [
     (["--device", "tpu"], "unknown device 'tpu'"),
     (["--algo", "sac", "--set", "pmac.alpha=0.5"], "unknown key 'pmac.alpha'"),
     (["--env", "cartpole"], "needs continuous actions"),
+    (["--variant", "a/b"], "--variant 'a/b' must match"),
+    (["--experiment", "main run"], "--experiment 'main run' must match"),
 ]
 
 

@@ -1,0 +1,106 @@
+"""Reading run directories back (shared/DESIGN.md "A run directory"): the one loader the
+aggregation, the figures, the report and the regression check share.
+
+A run is any directory holding `config.json`. Its status is `ok` or `failed: <reason>`
+from `done.json`, or `incomplete` when `done.json` is absent (killed, still running, or
+resumable); nothing here drops a run silently - callers list what they exclude.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.config import ConfigError
+
+INCOMPLETE = "incomplete"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}".splitlines()[0]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a JSON object")
+    return data
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run directory; files are read lazily and cached."""
+
+    path: Path
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        return _read_json(self.path / "config.json")
+
+    @cached_property
+    def done(self) -> dict[str, Any] | None:
+        p = self.path / "done.json"
+        return _read_json(p) if p.exists() else None
+
+    @property
+    def algo(self) -> str:
+        return self.config["algo"]
+
+    @property
+    def env(self) -> str:
+        return self.config["env"]
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    @property
+    def profile(self) -> str:
+        return self.config["profile"]
+
+    @property
+    def experiment(self) -> str:
+        return self.config.get("experiment", "adhoc")
+
+    @property
+    def variant(self) -> str:
+        return self.config.get("variant", self.algo)
+
+    @property
+    def status(self) -> str:
+        return INCOMPLETE if self.done is None else str(self.done["status"])
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        """`name`.csv of the run (e.g. "eval", "model"), or None when the run has none."""
+        p = self.path / f"{name}.csv"
+        if not p.exists():
+            return None
+        try:
+            return pd.read_csv(p)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read {p}: {exc}".splitlines()[0]) from exc
+
+    def eval_curve(self) -> pd.DataFrame:
+        """Mean evaluation return per eval step (`step`, `return`); empty if no evaluation."""
+        ev = self.table("eval")
+        if ev is None or ev.empty:
+            return pd.DataFrame({"step": pd.Series(dtype="int64"), "return": []})
+        return ev.groupby("step", as_index=False)["return"].mean()
+
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.experiment, self.variant, self.env, self.seed)
+
+
+def discover(root: Path) -> list[Run]:
+    """Every run directory under `root` (or `root` itself), sorted by path."""
+    if not root.is_dir():
+        raise ConfigError(f"runs directory {root} does not exist")
+    return [Run(p.parent) for p in sorted(root.rglob("config.json"))]

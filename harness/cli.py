@@ -59,12 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch CPU threads (default: $OMP_NUM_THREADS, else torch's)",
     )
     train.add_argument(
-        "--experiment", default="adhoc", help="experiment this run belongs to (pipeline label)"
-    )
-    train.add_argument(
         "--variant",
         default=None,
-        help="name of this configuration within the experiment, e.g. pmac_alpha0.5 "
+        help="name of this configuration (config/experiments.yaml), e.g. pmac_alpha0.5 "
         "(default: the algorithm)",
     )
     train.add_argument("--out", required=True, type=Path, help="run directory")
@@ -128,9 +125,8 @@ def train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-    for flag, label in (("--experiment", args.experiment), ("--variant", args.variant)):
-        if label is not None and not _LABEL.fullmatch(label):
-            raise ConfigError(f"{flag} {label!r} must match {_LABEL.pattern}")
+    if args.variant is not None and not _LABEL.fullmatch(args.variant):
+        raise ConfigError(f"--variant {args.variant!r} must match {_LABEL.pattern}")
     algo, spec, profile, cfg = _resolve_run(
         args.algo, args.env, args.profile, parse_set(args.overrides)
     )
@@ -149,7 +145,6 @@ def train(args: argparse.Namespace) -> int:
     termination = "known" if spec.termination is not None else "none: the model never terminates"
     config = {
         "algo": algo.name,
-        "experiment": args.experiment,
         "variant": args.variant or algo.name,
         "env": spec.name,
         "gym_id": spec.gym_id,
@@ -179,7 +174,6 @@ def train(args: argparse.Namespace) -> int:
         "status": status,
         **summary,
         "algo": algo.name,
-        "experiment": config["experiment"],
         "variant": config["variant"],
         "env": spec.name,
         "seed": args.seed,

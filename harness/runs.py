@@ -63,10 +63,6 @@ class Run:
         return self.config["profile"]
 
     @property
-    def experiment(self) -> str:
-        return self.config.get("experiment", "adhoc")
-
-    @property
     def variant(self) -> str:
         return self.config.get("variant", self.algo)
 
@@ -95,8 +91,9 @@ class Run:
             return pd.DataFrame({"step": pd.Series(dtype="int64"), "return": []})
         return ev.groupby("step", as_index=False)["return"].mean()
 
-    def key(self) -> tuple[str, str, str, int]:
-        return (self.experiment, self.variant, self.env, self.seed)
+    def key(self) -> tuple[str, str, int]:
+        """(variant, env, seed): what identifies a run within a profile."""
+        return (self.variant, self.env, self.seed)
 
 
 def discover(root: Path) -> list[Run]:

@@ -49,7 +49,6 @@ BAD_INPUTS = [
     (["--algo", "sac", "--set", "pmac.alpha=0.5"], "unknown key 'pmac.alpha'"),
     (["--env", "cartpole"], "needs continuous actions"),
     (["--variant", "a/b"], "--variant 'a/b' must match"),
-    (["--experiment", "main run"], "--experiment 'main run' must match"),
 ]
 
 

@@ -23,14 +23,14 @@ def _run(root, name, *, done=None, eval_rows=None, **config):
 
 def test_discover_reads_status_labels_and_curves(tmp_path):
     _run(tmp_path, "a/seed0", done={"status": "ok"}, eval_rows=[(10, 0, 1.0, 5), (10, 1, 3.0, 5)],
-         experiment="main", variant="mbpo")  # fmt: skip
+         variant="mbpo")  # fmt: skip
     _run(tmp_path, "a/seed1", seed=1, done={"status": "failed: non-finite loss"})
     _run(tmp_path, "b/seed2", seed=2, algo="pmac")
     runs = discover(tmp_path)
     assert [r.status for r in runs] == ["ok", "failed: non-finite loss", INCOMPLETE]
     assert [r.ok for r in runs] == [True, False, False]
-    assert runs[0].key() == ("main", "mbpo", "hopper", 0)
-    assert runs[2].variant == "pmac" and runs[2].experiment == "adhoc"  # defaults
+    assert runs[0].key() == ("mbpo", "hopper", 0)
+    assert runs[2].variant == "pmac"  # default: the algorithm
     curve = runs[0].eval_curve()
     assert curve.to_dict("list") == {"step": [10], "return": [2.0]}
     assert runs[1].eval_curve().empty and runs[1].table("model") is None

@@ -1,0 +1,38 @@
+"""harness.experiments: the job list the pipeline, the aggregation and the gate share."""
+
+import pytest
+
+from harness.config import ConfigError, parse_set
+from harness.experiments import all_jobs, experiment_jobs
+
+
+def test_smoke_profile_expands_every_experiment_and_shares_runs():
+    exps = experiment_jobs("smoke")
+    assert set(exps) == {"main", "alpha_sweep", "mechanism", "cartpole", "horizon"}
+    assert {j.seed for js in exps.values() for j in js} == {0, 1}
+    jobs = all_jobs("smoke")
+    keys = [(j.variant, j.env, j.seed) for j in jobs]
+    assert len(keys) == len(set(keys))
+    # pmac on inverted_pendulum is in main, alpha_sweep and mechanism but trained once
+    assert sum(1 for js in exps.values() for j in js if j.variant == "pmac") == 6
+    assert keys.count(("pmac", "inverted_pendulum", 0)) == 1
+
+
+def test_paper_profile_counts():
+    exps = experiment_jobs("paper")
+    assert len(exps["main"]) == 4 * 6 * 5  # PMAC, MBPO, PETS, SAC x 6 envs x 5 seeds
+    assert len(exps["alpha_sweep"]) == 7 * 5  # 6 alphas + MBPO's uniform weighting
+    assert len(exps["cartpole"]) == 6 * 20
+
+
+def test_set_args_round_trip_through_parse_set():
+    job = next(j for j in all_jobs("paper") if j.variant == "mbpo_h5")
+    assert job.set_args() == ["--set", "rollout_schedule=[20, 150, 5, 5]"]
+    assert parse_set([job.set_args()[1]]) == {"rollout_schedule": [20, 150, 5, 5]}
+    alpha = next(j for j in all_jobs("paper") if j.variant == "pmac_alpha0.5")
+    assert parse_set([alpha.set_args()[1]]) == {"pmac.alpha": 0.5}
+
+
+def test_unknown_profile_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown profile"):
+        experiment_jobs("huge")

@@ -20,6 +20,9 @@ class Batch(NamedTuple):
     done: torch.Tensor  # [B] float, 1.0 where the episode terminated (not truncated)
 
 
+_FIELDS = ("obs", "act", "rew", "next_obs", "done", "segment")
+
+
 class ReplayBuffer:
     """Ring buffer with capacity `capacity`; the oldest transitions are overwritten."""
 
@@ -39,6 +42,21 @@ class ReplayBuffer:
 
     def __len__(self) -> int:
         return self.size
+
+    def __getstate__(self) -> dict:
+        """Pickle (checkpoints) only the filled rows: a model buffer is mostly empty early on."""
+        state = self.__dict__.copy()
+        for name in _FIELDS:
+            state[name] = getattr(self, name)[: self.size].clone()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        for name in _FIELDS:
+            filled = state[name]
+            full = torch.zeros(self.capacity, *filled.shape[1:], dtype=filled.dtype)
+            full[: self.size] = filled
+            setattr(self, name, full.to(self.device))
 
     def add_batch(
         self,
@@ -99,12 +117,9 @@ class ReplayBuffer:
             return
         order = (self.ptr - self.size + torch.arange(self.size, device=self.device)) % self.capacity
         keep = order[-capacity:] if self.size > capacity else order
-        old = (self.obs, self.act, self.rew, self.next_obs, self.done, self.segment)
-        fields = [t[keep] for t in old]
+        fields = [getattr(self, name)[keep] for name in _FIELDS]
         self.__init__(capacity, self.obs.shape[1], self.act.shape[1], self.device)
         n = fields[0].shape[0]
-        for name, values in zip(
-            ("obs", "act", "rew", "next_obs", "done", "segment"), fields, strict=True
-        ):
+        for name, values in zip(_FIELDS, fields, strict=True):
             getattr(self, name)[:n] = values
         self.ptr, self.size = n % capacity, n

@@ -8,11 +8,15 @@ decides where rows go (the run directory's CSVs) and how progress is shown.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 import gymnasium as gym
 import numpy as np
+
+from algorithms.seeding import Generators
+
+T = TypeVar("T")
 
 
 class DivergedError(RuntimeError):
@@ -104,6 +108,54 @@ def evaluate(
     return out
 
 
+@dataclass
+class LoopState:
+    """Where the interaction loop stands; checkpointed with the algorithm's state."""
+
+    t: int = 0  # env steps taken
+    obs: np.ndarray | None = None  # current training observation; None: reset before acting
+    eval_steps: list[int] = field(default_factory=list)
+    eval_means: list[float] = field(default_factory=list)
+    last_checkpoint: int = 0  # env step of the latest checkpoint
+    env_rng: dict[str, Any] | None = None  # the envs' random streams at that checkpoint
+
+
+class Checkpointer(Protocol):
+    """Where checkpoints live (implemented by the harness; algorithms write no files)."""
+
+    every: int  # env steps between checkpoints; 0 disables them
+
+    def load(self) -> dict[str, Any] | None:
+        """The latest checkpoint's payload, or None to start fresh."""
+
+    def save(self, payload: dict[str, Any]) -> None:
+        """Store `payload` atomically (replacing the previous checkpoint)."""
+
+
+def resume(
+    ckpt: Checkpointer | None, gens: Generators, fresh: Callable[[], T]
+) -> tuple[T, LoopState]:
+    """The algorithm's state and the loop's: from the checkpoint if there is one (every
+    random stream restored in place), else `fresh()` and a new loop."""
+    payload = ckpt.load() if ckpt is not None else None
+    if payload is None:
+        return fresh(), LoopState()
+    gens.restore(payload["gens"])
+    return payload["algo"], payload["loop"]
+
+
+def _env_rng(env: gym.Env) -> dict[str, Any]:
+    return {
+        "env": env.unwrapped.np_random.bit_generator.state,
+        "action_space": env.action_space.np_random.bit_generator.state,
+    }
+
+
+def _set_env_rng(env: gym.Env, state: dict[str, Any]) -> None:
+    env.unwrapped.np_random.bit_generator.state = state["env"]
+    env.action_space.np_random.bit_generator.state = state["action_space"]
+
+
 def online_loop(
     cfg: LoopConfig,
     env: gym.Env,
@@ -114,6 +166,11 @@ def online_loop(
     learn: Callable[[int], None],
     rec: Recorder,
     diagnose: Callable[[int, list[Episode]], None] | None = None,
+    *,
+    loop: LoopState | None = None,
+    ckpt: Checkpointer | None = None,
+    gens: Generators | None = None,
+    state: Any = None,
 ) -> dict[str, float]:
     """The interaction skeleton every online algorithm shares.
 
@@ -123,30 +180,50 @@ def online_loop(
     steps, `policy(obs, True)` (deterministic) is evaluated on `eval_env`. Truncation (time
     limit) resets the env but is not stored as a terminal. `diagnose(t, episodes)` gets
     each evaluation's episodes (model diagnostics). Closes both envs.
+
+    Checkpoints (`ckpt`, with the run's `gens` and the algorithm's `state`, from `resume`)
+    are taken at the first episode boundary after every `ckpt.every` env steps: between
+    episodes the envs' whole state is their random streams (the next reset re-creates the
+    simulator state from them), so a resumed run continues bit for bit.
     """
-    steps: list[int] = []
-    means: list[float] = []
-    obs, _ = env.reset(seed=seed)
-    for step in range(cfg.total_steps):
+    loop = loop if loop is not None else LoopState()
+    if loop.env_rng is not None:  # resuming: envs continue their streams
+        _set_env_rng(env, loop.env_rng["train"])
+        _set_env_rng(eval_env, loop.env_rng["eval"])
+    while loop.t < cfg.total_steps:
+        step = loop.t
+        if loop.obs is None:
+            loop.obs, _ = env.reset(seed=seed) if step == 0 else env.reset()
+        obs = loop.obs
         action = env.action_space.sample() if step < cfg.warmup_steps else policy(obs, False)
         next_obs, rew, terminated, truncated, _ = env.step(action)
         store(step, obs, action, float(rew), next_obs, bool(terminated))
-        obs = next_obs
-        if terminated or truncated:
-            obs, _ = env.reset()
-        t = step + 1
+        loop.obs = None if terminated or truncated else next_obs
+        t = loop.t = step + 1
         learn(t)
         if t % cfg.eval_every == 0:
             episodes = evaluate(lambda o: policy(o, True), eval_env, cfg.eval_episodes)
             rec.eval(t, [e.ret for e in episodes], [len(e) for e in episodes])
-            steps.append(t)
-            means.append(float(np.mean([e.ret for e in episodes])))
+            loop.eval_steps.append(t)
+            loop.eval_means.append(float(np.mean([e.ret for e in episodes])))
             if diagnose is not None:
                 diagnose(t, episodes)
-        rec.progress(t, cfg.total_steps, means[-1] if means else None)
+        rec.progress(t, cfg.total_steps, loop.eval_means[-1] if loop.eval_means else None)
+        if (
+            ckpt is not None
+            and ckpt.every > 0
+            and loop.obs is None
+            and t < cfg.total_steps
+            and t // ckpt.every > loop.last_checkpoint // ckpt.every
+        ):
+            if gens is None:
+                raise ValueError("checkpointing needs the run's generators (gens=...)")
+            loop.last_checkpoint = t
+            loop.env_rng = {"train": _env_rng(env), "eval": _env_rng(eval_env)}
+            ckpt.save({"algo": state, "loop": loop, "gens": gens.state()})
     env.close()
     eval_env.close()
-    return summarise(steps, means)
+    return summarise(loop.eval_steps, loop.eval_means)
 
 
 def summarise(eval_steps: list[int], eval_means: list[float]) -> dict[str, float]:

@@ -26,7 +26,7 @@ from algorithms import diagnostics as diag
 from algorithms.buffer import ReplayBuffer
 from algorithms.ensemble import EnsembleConfig, ProbabilisticEnsemble
 from algorithms.envs import EnvSpec, make_env
-from algorithms.loop import Episode, LoopConfig, Recorder, online_loop
+from algorithms.loop import Checkpointer, Episode, LoopConfig, Recorder, online_loop, resume
 from algorithms.pmac import PMACConfig, segment_of_step, transition_weights
 from algorithms.sac import SACAgent, SACConfig, UpdateStats
 from algorithms.seeding import Generators
@@ -143,8 +143,25 @@ def _mixture(
     return (probs if p.for_model else None), (probs if p.for_rollout else None), summary
 
 
+@dataclass
+class _RunState:
+    """Everything an MBPO/PMAC run mutates (what a checkpoint stores)."""
+
+    agent: SACAgent
+    model: ProbabilisticEnsemble
+    real: ReplayBuffer
+    model_buf: ReplayBuffer
+    stats: UpdateStats  # SAC statistics of the current model period
+    period: dict[str, float]  # the current model period's fit and rollout statistics
+
+
 def train(
-    cfg: MBPOConfig, spec: EnvSpec, gens: Generators, device: torch.device, rec: Recorder
+    cfg: MBPOConfig,
+    spec: EnvSpec,
+    gens: Generators,
+    device: torch.device,
+    rec: Recorder,
+    ckpt: Checkpointer | None = None,
 ) -> dict[str, float]:
     """Train one MBPO/PMAC run; returns the summary written to done.json."""
     if spec.discrete:
@@ -153,66 +170,63 @@ def train(
         rec.log(f"note: no termination function for {spec.name}: the model never terminates")
     env = make_env(spec, gens.seed)
     eval_env = make_env(spec, gens.seed + 10_000)
-    low, high = env.action_space.low, env.action_space.high
-    agent = SACAgent(spec.obs_dim, spec.act_dim, low, high, cfg.sac, device)
-    model = ProbabilisticEnsemble(spec.obs_dim, spec.act_dim, cfg.model, device)
-    real = ReplayBuffer(min(cfg.replay_size, cfg.total_steps), spec.obs_dim, spec.act_dim, device)
-    model_buf = ReplayBuffer(
-        model_buffer_capacity(cfg, rollout_horizon(0, cfg.rollout_schedule)),
-        spec.obs_dim,
-        spec.act_dim,
-        device,
-    )
+
+    def fresh() -> _RunState:
+        low, high = env.action_space.low, env.action_space.high
+        capacity = model_buffer_capacity(cfg, rollout_horizon(0, cfg.rollout_schedule))
+        return _RunState(
+            agent=SACAgent(spec.obs_dim, spec.act_dim, low, high, cfg.sac, device),
+            model=ProbabilisticEnsemble(spec.obs_dim, spec.act_dim, cfg.model, device),
+            real=ReplayBuffer(
+                min(cfg.replay_size, cfg.total_steps), spec.obs_dim, spec.act_dim, device
+            ),
+            model_buf=ReplayBuffer(capacity, spec.obs_dim, spec.act_dim, device),
+            stats=UpdateStats(),
+            period={},
+        )
+
+    s, loop = resume(ckpt, gens, fresh)
     n_real, n_model = mixed_batch_sizes(cfg.sac.batch_size, cfg.real_ratio)
     interval = cfg.pmac.adaptation_interval if cfg.pmac else cfg.model_train_freq
     gen = gens.torch
 
-    stats = UpdateStats()  # SAC statistics of the current model period
-    period: dict[str, float] = {}  # the current model period's fit and rollout statistics
-
     def store(step, obs, act, rew, next_obs, terminated) -> None:
         seg = segment_of_step(step, cfg.warmup_steps, interval)
-        real.add(obs, act, rew, next_obs, terminated, segment=seg)
+        s.real.add(obs, act, rew, next_obs, terminated, segment=seg)
 
     def flush() -> None:
-        if period:  # one train.csv row per model period: its fit, rollout and SAC means
-            rec.train({**period, **stats.row(int(period["step"]))})
-        stats.clear()
+        if s.period:  # one train.csv row per model period: its fit, rollout and SAC means
+            rec.train({**s.period, **s.stats.row(int(s.period["step"]))})
+        s.stats.clear()
 
     def diagnose(t: int, episodes: list[Episode]) -> None:
-        if not cfg.diagnostics.enabled or not period:  # no model trained yet
+        if not cfg.diagnostics.enabled or not s.period:  # no model trained yet
             return
         start = time.perf_counter()
         for name, rows in model_diagnostics(
-            cfg, spec, model, agent, real, episodes, t, gens
+            cfg, spec, s.model, s.agent, s.real, episodes, t, gens
         ).items():
             rec.table(name, rows)
-        period["diagnostics_wall_s"] += time.perf_counter() - start
+        s.period["diagnostics_wall_s"] += time.perf_counter() - start
 
     def learn(t: int) -> None:
-        nonlocal period
         if t < cfg.warmup_steps:
             return
         if (t - cfg.warmup_steps) % cfg.model_train_freq == 0:
             flush()
-            fit = _train_model_and_rollout(cfg, spec, model, agent, real, model_buf, gen, t)
-            period = {"step": t, **fit, "diagnostics_wall_s": 0.0}
-        if len(model_buf) == 0:
+            fit = _train_model_and_rollout(cfg, spec, s.model, s.agent, s.real, s.model_buf, gen, t)
+            s.period = {"step": t, **fit, "diagnostics_wall_s": 0.0}
+        if len(s.model_buf) == 0:
             return
         for _ in range(cfg.updates_per_step):
-            stats.add(agent.update(*_mixed_batch(real, model_buf, n_real, n_model, gen), gen))
+            s.stats.add(
+                s.agent.update(*_mixed_batch(s.real, s.model_buf, n_real, n_model, gen), gen)
+            )
 
     summary = online_loop(
-        cfg,
-        env,
-        eval_env,
-        gens.seed,
-        lambda o, det: agent.act(o, gen, det),
-        store,
-        learn,
-        rec,
-        diagnose,
-    )
+        cfg, env, eval_env, gens.seed, lambda o, det: s.agent.act(o, gen, det), store, learn,
+        rec, diagnose, loop=loop, ckpt=ckpt, gens=gens, state=s,
+    )  # fmt: skip
     flush()
     return summary
 

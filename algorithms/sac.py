@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from algorithms.buffer import ReplayBuffer
 from algorithms.envs import EnvSpec, make_env
-from algorithms.loop import DivergedError, LoopConfig, Recorder, online_loop
+from algorithms.loop import Checkpointer, DivergedError, LoopConfig, Recorder, online_loop, resume
 from algorithms.nets import EnsembleMLP
 from algorithms.seeding import Generators
 
@@ -196,36 +196,56 @@ class SACRunConfig(LoopConfig):
             )
 
 
+@dataclass
+class _RunState:
+    """Everything a SAC run mutates (what a checkpoint stores)."""
+
+    agent: SACAgent
+    real: ReplayBuffer
+    stats: UpdateStats
+
+
 def train(
-    cfg: SACRunConfig, spec: EnvSpec, gens: Generators, device: torch.device, rec: Recorder
+    cfg: SACRunConfig,
+    spec: EnvSpec,
+    gens: Generators,
+    device: torch.device,
+    rec: Recorder,
+    ckpt: Checkpointer | None = None,
 ) -> dict[str, float]:
     """Train the SAC baseline; returns the summary written to done.json."""
     if spec.discrete:
         raise ValueError(f"SAC needs a continuous action space; {spec.name} is discrete")
     env = make_env(spec, gens.seed)
     eval_env = make_env(spec, gens.seed + 10_000)
-    agent = SACAgent(
-        spec.obs_dim, spec.act_dim, env.action_space.low, env.action_space.high, cfg.sac, device
-    )
-    real = ReplayBuffer(min(cfg.replay_size, cfg.total_steps), spec.obs_dim, spec.act_dim, device)
+
+    def fresh() -> _RunState:
+        low, high = env.action_space.low, env.action_space.high
+        return _RunState(
+            SACAgent(spec.obs_dim, spec.act_dim, low, high, cfg.sac, device),
+            ReplayBuffer(min(cfg.replay_size, cfg.total_steps), spec.obs_dim, spec.act_dim, device),
+            UpdateStats(),
+        )
+
+    s, loop = resume(ckpt, gens, fresh)
     gen = gens.torch
-    stats = UpdateStats()
 
     def store(step, obs, act, rew, next_obs, terminated) -> None:
-        real.add(obs, act, rew, next_obs, terminated)
+        s.real.add(obs, act, rew, next_obs, terminated)
 
     def learn(t: int) -> None:
         if t < cfg.warmup_steps:
             return
         for _ in range(cfg.updates_per_step):
-            stats.add(agent.update(*real.sample(cfg.sac.batch_size, gen), generator=gen))
-        if t % cfg.eval_every == 0 and stats.n:
-            rec.train(stats.row(t))
-            stats.clear()
+            s.stats.add(s.agent.update(*s.real.sample(cfg.sac.batch_size, gen), generator=gen))
+        if t % cfg.eval_every == 0 and s.stats.n:
+            rec.train(s.stats.row(t))
+            s.stats.clear()
 
     return online_loop(
-        cfg, env, eval_env, gens.seed, lambda o, det: agent.act(o, gen, det), store, learn, rec
-    )
+        cfg, env, eval_env, gens.seed, lambda o, det: s.agent.act(o, gen, det), store, learn,
+        rec, loop=loop, ckpt=ckpt, gens=gens, state=s,
+    )  # fmt: skip
 
 
 class UpdateStats:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +22,29 @@ class Generators:
     # training run unchanged.
     diag_torch: torch.Generator
     diag_numpy: np.random.Generator
+
+    def state(self) -> dict[str, Any]:
+        """Every stream's position, the global ones included (for checkpoints)."""
+        return {
+            "torch": self.torch.get_state(),
+            "numpy": self.numpy.bit_generator.state,
+            "diag_torch": self.diag_torch.get_state(),
+            "diag_numpy": self.diag_numpy.bit_generator.state,
+            "global_python": random.getstate(),
+            "global_numpy": np.random.get_state(),
+            "global_torch": torch.get_rng_state(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Put every stream back where `state()` found it, in place (closures holding these
+        generators see the restored positions)."""
+        self.torch.set_state(state["torch"])
+        self.numpy.bit_generator.state = state["numpy"]
+        self.diag_torch.set_state(state["diag_torch"])
+        self.diag_numpy.bit_generator.state = state["diag_numpy"]
+        random.setstate(state["global_python"])
+        np.random.set_state(state["global_numpy"])
+        torch.set_rng_state(state["global_torch"])
 
 
 def seed_everything(seed: int, device: torch.device | str = "cpu") -> Generators:

@@ -23,6 +23,7 @@ from algorithms.loop import DivergedError
 from algorithms.registry import ALGORITHMS
 from algorithms.seeding import seed_everything
 from harness import provenance
+from harness.checkpoint import CHECKPOINT, FileCheckpoint
 from harness.config import PROFILES, ConfigError, load_profile, parse_set, resolve
 from harness.rundir import RunRecorder, atomic_write_json
 
@@ -63,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="name of this configuration (config/experiments.yaml), e.g. pmac_alpha0.5 "
         "(default: the algorithm)",
+    )
+    train.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="checkpoint at the first episode end after every STEPS env steps "
+        "(default: the profile's checkpoint_every; 0: never)",
     )
     train.add_argument("--out", required=True, type=Path, help="run directory")
 
@@ -120,11 +129,29 @@ def _resolve_run(algo_name: str, env_name: str, profile_name: str, overrides: di
     return algo, spec, profile, resolve(algo, spec, profile, overrides)
 
 
+def _check_resumable(out: Path, config: dict) -> None:
+    """A checkpoint may only be resumed by the configuration that wrote it."""
+    if not (out / CHECKPOINT).exists():
+        return
+    try:
+        previous = json.loads((out / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{out} holds a checkpoint but no readable config.json") from exc
+    if previous != json.loads(json.dumps(config)):
+        changed = sorted(k for k in {*previous, *config} if previous.get(k) != config.get(k))
+        raise ConfigError(
+            f"{out} holds a checkpoint of a different configuration ({', '.join(changed)} "
+            "differ); delete its checkpoint.pt to start over, or use another --out"
+        )
+
+
 def train(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    if args.checkpoint_every is not None and args.checkpoint_every < 0:
+        raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     if args.variant is not None and not _LABEL.fullmatch(args.variant):
         raise ConfigError(f"--variant {args.variant!r} must match {_LABEL.pattern}")
     algo, spec, profile, cfg = _resolve_run(
@@ -156,17 +183,24 @@ def train(args: argparse.Namespace) -> int:
         "device": str(device),
         "hyperparameters": dataclasses.asdict(cfg),
     }
+    _check_resumable(out, config)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", config)
     prov = provenance.collect(device, config)
     atomic_write_json(out / "provenance.json", prov)
 
+    every = args.checkpoint_every
+    every = int(profile.get("checkpoint_every", 0)) if every is None else every
     rec = RunRecorder(out, label)
-    rec.log(f"profile: {profile['label']}")
+    ckpt = FileCheckpoint(out, every, rec, config, device)
+    if not ckpt.path.exists():  # a fresh start: drop rows of an earlier, killed attempt
+        for stale in out.glob("*.csv"):
+            stale.unlink()
+        rec.log(f"profile: {profile['label']}")
     gens = seed_everything(args.seed, device)
     status = "ok"
     try:
-        summary = algo.train(cfg, spec, gens, device, rec)
+        summary = algo.train(cfg, spec, gens, device, rec, ckpt)
     except DivergedError as exc:
         status, summary = f"failed: {exc}", {"final_return": float("nan"), "auc": float("nan")}
         rec.log(f"run failed: {exc}")
@@ -184,6 +218,7 @@ def train(args: argparse.Namespace) -> int:
     }
     atomic_write_json(out / "provenance.json", {**prov, "end_time": provenance.now()})
     atomic_write_json(out / "done.json", done)
+    ckpt.remove()
     print(f"[{label}] {status}: final return {summary['final_return']:.1f} -> {out}",
           file=sys.stderr)  # fmt: skip
     return 0

@@ -66,6 +66,17 @@ class CsvTable:
             if tuple(row) != self.columns:
                 raise ValueError(f"{self.path.name}: columns {tuple(row)} != {self.columns}")
         self.rows.extend(rows)
+        self._write()
+
+    def reset(self, columns: tuple[str, ...] | None, rows: list[dict[str, Any]]) -> None:
+        """Rewind to a snapshot: exactly these rows on disk (no file when there are none)."""
+        self.columns, self.rows = columns, list(rows)
+        if self.rows:
+            self._write()
+        else:
+            self.path.unlink(missing_ok=True)
+
+    def _write(self) -> None:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(self.columns)
@@ -106,8 +117,41 @@ class RunRecorder:
         self.tables[name].append(rows)
 
     def log(self, message: str) -> None:
+        """A note kept in done.json and printed."""
         self.notes.append(message)
+        self.status(message)
+
+    def status(self, message: str) -> None:
+        """A printed line only (e.g. checkpoints: not part of the run's record)."""
         print(f"[{self.label}] {message}", file=self.stream, flush=True)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Rows and elapsed time, for a checkpoint."""
+        return {
+            "elapsed": self.elapsed(),
+            "notes": list(self.notes),
+            "tables": {
+                t.path.name: (t.columns, list(t.rows))
+                for t in (self.eval_csv, self.train_csv, *self.tables.values())
+            },
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Rewind the run directory's CSVs to `snap` (rows written after it are dropped)."""
+        self.start = time.perf_counter() - snap["elapsed"]
+        self.notes = list(snap["notes"])
+        saved = snap["tables"]
+        for path in self.run_dir.glob("*.csv"):
+            if path.name not in saved:
+                path.unlink()
+        for name, (columns, rows) in saved.items():
+            if name == self.eval_csv.path.name:
+                table = self.eval_csv
+            elif name == self.train_csv.path.name:
+                table = self.train_csv
+            else:
+                table = self.tables.setdefault(name[: -len(".csv")], CsvTable(self.run_dir / name))
+            table.reset(columns, rows)
 
     def progress(self, step: int, total: int, last_return: float | None) -> None:
         now = self.elapsed()

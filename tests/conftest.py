@@ -1,3 +1,5 @@
+import csv
+import io
 import os
 import subprocess
 import sys
@@ -5,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from harness.rundir import WALL_CLOCK_SUFFIX
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,3 +28,10 @@ def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 @pytest.fixture
 def run_cli():
     return cli
+
+
+def rows_without_wall_clock(path: Path) -> list[list[str]]:
+    """A CSV's cells minus its wall-clock columns: what must match between equal runs."""
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    keep = [i for i, c in enumerate(rows[0]) if not c.endswith(WALL_CLOCK_SUFFIX)]
+    return [[r[i] for i in keep] for r in rows]

@@ -3,12 +3,11 @@
 import csv
 import io
 import json
-from pathlib import Path
 
 import pytest
 
 from harness.cli import main
-from harness.rundir import WALL_CLOCK_SUFFIX
+from tests.conftest import rows_without_wall_clock
 
 TINY = [
     "--profile",
@@ -90,12 +89,6 @@ def test_unwritable_out_exit_2(tmp_path, capsys):
     assert blocker.read_text() == "not a directory"
 
 
-def _rows_without_wall_clock(path: Path) -> list[list[str]]:
-    rows = list(csv.reader(io.StringIO(path.read_text())))
-    keep = [i for i, c in enumerate(rows[0]) if not c.endswith(WALL_CLOCK_SUFFIX)]
-    return [[r[i] for i in keep] for r in rows]
-
-
 @pytest.mark.parametrize("algo", ["pmac", "sac"])
 def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, algo):
     a, b = tmp_path / "a", tmp_path / "b"
@@ -113,7 +106,7 @@ def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, 
             str(out),
         )
     assert (a / "eval.csv").read_bytes() == (b / "eval.csv").read_bytes()
-    assert _rows_without_wall_clock(a / "train.csv") == _rows_without_wall_clock(b / "train.csv")
+    assert rows_without_wall_clock(a / "train.csv") == rows_without_wall_clock(b / "train.csv")
     diagnostics = ["model.csv", "compounding.csv", "coadaptation.csv", "visitation.csv"]
     for name in diagnostics if algo == "pmac" else []:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
@@ -247,7 +240,7 @@ def test_diagnostics_do_not_change_training_and_follow_the_contract(tmp_path, ru
     run_cli(*common, "--out", str(on))
     run_cli(*common, "--set", "diagnostics.enabled=false", "--out", str(off))
     assert (on / "eval.csv").read_bytes() == (off / "eval.csv").read_bytes()
-    assert _rows_without_wall_clock(on / "train.csv") == _rows_without_wall_clock(off / "train.csv")
+    assert rows_without_wall_clock(on / "train.csv") == rows_without_wall_clock(off / "train.csv")
     assert not (off / "model.csv").exists()
 
     def rows(name):

@@ -1,0 +1,75 @@
+"""Checkpoint and resume: a run killed with SIGKILL at several points and resumed each time
+ends with the same files as an uninterrupted run (wall-clock columns aside)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.checkpoint import CHECKPOINT
+from tests.conftest import REPO, rows_without_wall_clock
+
+ARGS = ["train", "--algo", "pmac", "--env", "inverted_pendulum", "--seed", "3",
+        "--profile", "smoke", "--threads", "1", "--checkpoint-every", "300"]  # fmt: skip
+FILES = ("eval.csv", "train.csv", "model.csv", "compounding.csv", "coadaptation.csv",
+         "visitation.csv")  # fmt: skip
+
+
+def _start(out: Path) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("mbrl-bench")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [str(exe), *ARGS, "--out", str(out)], cwd=REPO, env=env,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _kill_after_checkpoint(out: Path, nth: int, delay: float) -> int:
+    """Run until the nth checkpoint of this attempt is written, wait `delay` seconds (rows
+    after the checkpoint get written), SIGKILL; returns the checkpoint's env step."""
+    proc = _start(out)
+    seen = 0
+    for line in proc.stderr:
+        if "checkpoint at env step" in line:
+            seen += 1
+            if seen == nth:
+                step = int(line.split("env step ")[1].split()[0])
+                time.sleep(delay)
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return step
+    raise AssertionError(f"the run ended before its checkpoint #{nth} (exit {proc.wait()})")
+
+
+@pytest.mark.parametrize("kills", [[(1, 0.0), (2, 2.0)]], ids=["twice"])
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, run_cli, kills):
+    ref, out = tmp_path / "ref", tmp_path / "resumed"
+    run_cli(*ARGS, "--out", str(ref))
+    steps = []
+    for nth, delay in kills:
+        steps.append(_kill_after_checkpoint(out, nth, delay))
+        assert (out / CHECKPOINT).exists() and not (out / "done.json").exists()
+    assert steps[0] < steps[1]  # the second attempt resumed past the first checkpoint
+    proc = run_cli(*ARGS, "--out", str(out))
+    assert f"resumed from the checkpoint at env step {steps[1]}" in proc.stderr
+    assert (out / "done.json").exists() and not (out / CHECKPOINT).exists()
+    for name in FILES:
+        assert rows_without_wall_clock(out / name) == rows_without_wall_clock(ref / name), name
+    assert (out / "eval.csv").read_bytes() == (ref / "eval.csv").read_bytes()
+
+
+def test_resume_with_another_configuration_is_refused(tmp_path, run_cli):
+    out = tmp_path / "r"
+    _kill_after_checkpoint(out, 1, 0.0)
+    before = (out / "config.json").read_bytes()
+    proc = run_cli(*ARGS, "--set", "pmac.alpha=0.5", "--out", str(out), check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"mbrl-bench: error: {out} holds a checkpoint of a different configuration "
+        "(hyperparameters differ); delete its checkpoint.pt to start over, or use another --out"
+    ]
+    assert (out / "config.json").read_bytes() == before

@@ -18,12 +18,14 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 from algorithms.envs import EnvSpec
 from algorithms.registry import Algorithm
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 PROFILES = ("smoke", "quick", "paper")
 
 
@@ -44,7 +46,20 @@ def load_yaml(path: Path) -> dict[str, Any]:
 def load_profile(profile: str) -> dict[str, Any]:
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    return load_yaml(CONFIG_DIR / f"{profile}.yaml")
+    path = CONFIG_DIR / f"{profile}.yaml"
+    data = load_yaml(path)
+    validate_profile(data, str(path.relative_to(CONFIG_DIR.parent)))
+    return data
+
+
+def validate_profile(data: dict[str, Any], source: str) -> None:
+    """Check a profile against workflow/schemas/config.schema.yaml (the schema the Snakefile
+    validates with): the first violation, with its key path, as a ConfigError."""
+    validator = jsonschema.Draft202012Validator(load_yaml(SCHEMA))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "top level"
+        raise ConfigError(f"{source}: {where}: {error.message}")
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

@@ -27,8 +27,8 @@ class Job:
     seed: int
     overrides: tuple[tuple[str, Any], ...]  # (dotted key, value), as `--set key=value`
 
-    def run_dir(self, runs_root: Path, profile: str) -> Path:
-        return runs_root / profile / self.variant / self.env / f"seed{self.seed}"
+    def run_dir(self, runs_root: Path | str, profile: str) -> Path:
+        return Path(runs_root) / profile / self.variant / self.env / f"seed{self.seed}"
 
     def set_args(self) -> list[str]:
         """The `--set` arguments, values in YAML flow style (what `parse_set` reads)."""
@@ -51,9 +51,12 @@ def _seeds(value: Any, where: str) -> list[int]:
     raise ConfigError(f"{where}.seeds must be a count >= 1 or a list of seeds >= 0")
 
 
-def experiment_jobs(profile_name: str) -> dict[str, list[Job]]:
-    """{experiment: its jobs} for the profile, in the profile's order."""
-    profile = load_profile(profile_name)
+def experiment_jobs(profile: str | dict[str, Any]) -> dict[str, list[Job]]:
+    """{experiment: its jobs} for the profile (a name, or the loaded profile as the
+    Snakefile has it), in the profile's order."""
+    if isinstance(profile, str):
+        profile = load_profile(profile)
+    profile_name = profile["profile"]
     catalogue = load_experiments()
     variants, experiments = catalogue["variants"], catalogue["experiments"]
     out: dict[str, list[Job]] = {}
@@ -75,10 +78,10 @@ def experiment_jobs(profile_name: str) -> dict[str, list[Job]]:
     return out
 
 
-def all_jobs(profile_name: str) -> list[Job]:
+def all_jobs(profile: str | dict[str, Any]) -> list[Job]:
     """Every distinct job of the profile (a run shared by experiments appears once)."""
     seen: dict[tuple[str, str, int], Job] = {}
-    for jobs in experiment_jobs(profile_name).values():
+    for jobs in experiment_jobs(profile).values():
         for job in jobs:
             seen.setdefault((job.variant, job.env, job.seed), job)
     return list(seen.values())

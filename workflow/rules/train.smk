@@ -1,11 +1,30 @@
+# One rule instance per training run; its algorithm and overrides come from the job table
+# (harness.experiments), its threads and resources from the profile's `resources:` block.
+# Only done.json is declared: the run directory's checkpoint.pt is not an output, so
+# `--rerun-incomplete` keeps it and the rerun job resumes from it.
+
+
 rule train:
     output:
-        "results/runs/{profile}/{algo}/{env}/seed{seed}/done.json",
+        f"{RUNS}/{PROFILE}/{{variant}}/{{env}}/seed{{seed}}/done.json",
     log:
-        "results/runs/{profile}/{algo}/{env}/seed{seed}.log",
-    threads: 2
+        f"results/logs/{PROFILE}/{{variant}}/{{env}}/seed{{seed}}.log",
+    benchmark:
+        f"results/benchmarks/{PROFILE}/{{variant}}/{{env}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        seed=r"\d+",
+    threads: lambda wildcards: resources_of(wildcards)["threads"]
+    resources:
+        mem_mb=lambda wildcards: resources_of(wildcards)["mem_mb"],
+        runtime=lambda wildcards: resources_of(wildcards)["runtime"],
+    params:
+        algo=lambda wildcards: job_of(wildcards).algo,
+        sets=lambda wildcards: job_of(wildcards).set_args(),
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+        profile=PROFILE,
+    conda:
+        "../envs/mbrl-bench.yaml"
     shell:
-        "mbrl-bench train --algo {wildcards.algo} --env {wildcards.env} --seed {wildcards.seed}"
-        " --profile {wildcards.profile} --threads {threads}"
-        " --out results/runs/{wildcards.profile}/{wildcards.algo}/{wildcards.env}/seed{wildcards.seed}"
-        " 2> {log}"
+        "mbrl-bench train --algo {params.algo} --env {wildcards.env} --seed {wildcards.seed}"
+        " --profile {params.profile} --variant {wildcards.variant} {params.sets:q}"
+        " --threads {threads} --out {params.out} 2> {log}"

@@ -1,0 +1,90 @@
+"""The Snakemake pipeline: every profile's dry run lists exactly its jobs, the workflow
+lints clean, and a bad profile value is rejected naming its key."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.config import CONFIG_DIR, ConfigError, load_profile, validate_profile
+from harness.experiments import all_jobs
+from tests.conftest import REPO
+
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+
+def snakemake(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """Snakemake on the repo's Snakefile with a scratch working directory (no results)."""
+    env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    table = stdout.split("Job stats:")[1].split("\n\n")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
+def test_dry_run_lists_exactly_the_profiles_jobs(tmp_path, profile):
+    proc = snakemake(tmp_path, "-n", "--configfile", str(CONFIG_DIR / f"{profile}.yaml"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = job_counts(proc.stdout)
+    assert counts["train"] == len(all_jobs(profile))
+    assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
+
+
+def test_default_profile_is_paper(tmp_path):
+    proc = snakemake(tmp_path, "-n")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert job_counts(proc.stdout)["train"] == len(all_jobs("paper"))
+
+
+def test_lint_is_clean(tmp_path):
+    proc = snakemake(tmp_path, "--lint", "--configfile", str(CONFIG_DIR / "smoke.yaml"))
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+
+
+def test_bad_config_value_is_rejected_naming_the_key(tmp_path):
+    bad = load_profile("smoke")
+    bad["experiments"]["main"]["seeds"] = 0
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    proc = snakemake(tmp_path, "-n", "--configfile", str(path))
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "profile: experiments.main.seeds: 0 is less than the minimum of 1" in out
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        (("stats", "bootstrap_reps"), "many", "stats.bootstrap_reps: 'many' is not of type"),
+        (("resources", "default", "threads"), 0, "resources.default.threads: 0 is less than"),
+        (("experiments", "main", "envs"), [], "experiments.main.envs: [] should be non-empty"),
+        (("checkpoint_every",), -1, "checkpoint_every: -1 is less than the minimum of 0"),
+        (("train", "sacc"), {}, "train: 'sacc' does not match any of the regexes"),
+    ],
+)
+def test_schema_messages_name_the_key(path, value, message):
+    data = load_profile("smoke")
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ConfigError) as err:
+        validate_profile(data, "smoke.yaml")
+    assert message in str(err.value)
+
+
+def test_schema_knows_every_algorithm_family():
+    from algorithms.registry import ALGORITHMS
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    pattern = next(iter(schema["properties"]["train"]["patternProperties"]))
+    assert {a.family for a in ALGORITHMS.values()} <= set(re.findall(r"\w+", pattern))

@@ -14,14 +14,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# Smoke training run of every algorithm (tiny budgets, labelled `smoke` in every output).
+# The smoke pipeline: every experiment at tiny budgets (labelled SMOKE in every output),
+# through Snakemake exactly as a full reproduction runs (`snakemake --cores 8` = paper).
 reproduce: install
-	@for algo in sac mbpo pmac pmac_model_only pmac_rollout_only; do \
-	  .venv/bin/mbrl-bench train --algo $$algo --env inverted_pendulum --seed 0 \
-	    --profile smoke --threads $(THREADS) \
-	    --out results/runs/smoke/$$algo/inverted_pendulum/seed0 || exit $$?; \
-	done
-	@echo "smoke runs written under results/runs/smoke/ (eval.csv, train.csv, done.json per run)"
+	PATH="$(CURDIR)/.venv/bin:$$PATH" snakemake --cores all --configfile config/smoke.yaml
+	@echo "runs: results/runs/smoke/   (one directory per variant/env/seed)"
 
 lint: install
 	.venv/bin/ruff check algorithms harness tests

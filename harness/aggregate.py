@@ -203,9 +203,7 @@ class Aggregation:
         """[runs, tasks, steps] of eval returns (normalised if `norm`) on the eval steps
         shared by every included run."""
         m = self.matrix(experiment, variant, envs, "final_return")
-        curves = {
-            (s, e): self.runs[(variant, e, s)].eval_curve() for s in m.seeds for e in envs
-        }
+        curves = {(s, e): self.runs[(variant, e, s)].eval_curve() for s in m.seeds for e in envs}
         grids = [set(c["step"].astype(int)) for c in curves.values()]
         steps = np.array(sorted(set.intersection(*grids)) if grids else [], dtype=np.int64)
         vals = np.empty((m.n, len(envs), len(steps)))
@@ -290,10 +288,16 @@ def statistics(agg: Aggregation) -> dict[str, pd.DataFrame]:
         variants = list(dict.fromkeys(j.variant for j in agg.jobs[exp]))
         for env in no_ref:
             excluded.append(
-                {"experiment": exp, "variant": "*", "env": env, "seed": "*",
-                 "statistic": "normalised", "status": "",
-                 "reason": "no reference score in config/scores.yaml"}
-            )  # fmt: skip
+                {
+                    "experiment": exp,
+                    "variant": "*",
+                    "env": env,
+                    "seed": "*",
+                    "statistic": "normalised",
+                    "status": "",
+                    "reason": "no reference score in config/scores.yaml",
+                }
+            )
         finals = {}
         for v in variants:
             m = agg.matrix(exp, v, norm_envs, "normalised")
@@ -305,9 +309,16 @@ def statistics(agg: Aggregation) -> dict[str, pd.DataFrame]:
                     lambda m=m: stats.aggregates(m.values, agg.reps),
                 )
                 for metric, e in est.items():
-                    intervals.append({"experiment": exp, "variant": v, "metric": metric,
-                                      **_est_row(e), "n_seeds": m.n,
-                                      "envs": " ".join(norm_envs)})  # fmt: skip
+                    intervals.append(
+                        {
+                            "experiment": exp,
+                            "variant": v,
+                            "metric": metric,
+                            **_est_row(e),
+                            "n_seeds": m.n,
+                            "envs": " ".join(norm_envs),
+                        }
+                    )
             groups = [(e, [e], False) for e in envs]
             if norm_envs:
                 groups.append(("all (normalised)", norm_envs, True))
@@ -320,10 +331,19 @@ def statistics(agg: Aggregation) -> dict[str, pd.DataFrame]:
                     lambda cm=cm: stats.iqm_curve(cm.values, agg.reps),
                 )
                 for k, step in enumerate(cm.steps):
-                    curves.append({"experiment": exp, "variant": v, "env": label,
-                                   "scale": "normalised" if norm else "return",
-                                   "step": int(step), "iqm": point[k], "ci_low": ci[0, k],
-                                   "ci_high": ci[1, k], "n_seeds": cm.n})  # fmt: skip
+                    curves.append(
+                        {
+                            "experiment": exp,
+                            "variant": v,
+                            "env": label,
+                            "scale": "normalised" if norm else "return",
+                            "step": int(step),
+                            "iqm": point[k],
+                            "ci_low": ci[0, k],
+                            "ci_high": ci[1, k],
+                            "n_seeds": cm.n,
+                        }
+                    )
         pooled = [m.values for m in finals.values() if m.n]
         if pooled and norm_envs:
             allv = np.concatenate([p.ravel() for p in pooled])
@@ -333,29 +353,59 @@ def statistics(agg: Aggregation) -> dict[str, pd.DataFrame]:
                     continue
                 prof, ci = agg.memo(
                     ("profile", v, tuple(norm_envs), tuple(m.seeds), tuple(taus)),
-                    lambda m=m: stats.performance_profile(m.values, taus, agg.reps),
+                    lambda m=m, taus=taus: stats.performance_profile(m.values, taus, agg.reps),
                 )
                 for k, tau in enumerate(taus):
-                    profiles.append({"experiment": exp, "variant": v, "tau": tau,
-                                     "fraction": prof[k], "ci_low": ci[0, k],
-                                     "ci_high": ci[1, k], "n_seeds": m.n})  # fmt: skip
+                    profiles.append(
+                        {
+                            "experiment": exp,
+                            "variant": v,
+                            "tau": tau,
+                            "fraction": prof[k],
+                            "ci_low": ci[0, k],
+                            "ci_high": ci[1, k],
+                            "n_seeds": m.n,
+                        }
+                    )
         if PIVOT in variants:
             for other in variants:
                 if other == PIVOT:
                     continue
                 est, nx, ny = agg.pairwise(exp, PIVOT, other, "final_return", envs)
-                improvements.append({"experiment": exp, "x": PIVOT, "y": other,
-                                     "statistic": "final_return", **_est_row(est),
-                                     "n_x": nx, "n_y": ny, "envs": " ".join(envs)})  # fmt: skip
+                improvements.append(
+                    {
+                        "experiment": exp,
+                        "x": PIVOT,
+                        "y": other,
+                        "statistic": "final_return",
+                        **_est_row(est),
+                        "n_x": nx,
+                        "n_y": ny,
+                        "envs": " ".join(envs),
+                    }
+                )
         if set(SPEEDUP_PAIR) <= set(variants):
             for env in envs:
                 est, mf, ms, steps = agg.speedup(exp, env)
-                speedups.append({"experiment": exp, "env": env, "fast": SPEEDUP_PAIR[0],
-                                 "slow": SPEEDUP_PAIR[1], **_est_row(est), "n_fast": mf.n,
-                                 "n_slow": ms.n,
-                                 "last_step": int(steps[-1]) if steps.size else ""})  # fmt: skip
-    excl = pd.DataFrame(excluded).drop_duplicates() if excluded else pd.DataFrame(
-        columns=["experiment", "variant", "env", "seed", "statistic", "status", "reason"])  # fmt: skip
+                speedups.append(
+                    {
+                        "experiment": exp,
+                        "env": env,
+                        "fast": SPEEDUP_PAIR[0],
+                        "slow": SPEEDUP_PAIR[1],
+                        **_est_row(est),
+                        "n_fast": mf.n,
+                        "n_slow": ms.n,
+                        "last_step": int(steps[-1]) if steps.size else "",
+                    }
+                )
+    excl = (
+        pd.DataFrame(excluded).drop_duplicates()
+        if excluded
+        else pd.DataFrame(
+            columns=["experiment", "variant", "env", "seed", "statistic", "status", "reason"]
+        )
+    )
     return {
         "intervals": pd.DataFrame(intervals),
         "curves_iqm": pd.DataFrame(curves),
@@ -371,9 +421,16 @@ def budgets(agg: Aggregation) -> list[dict[str, Any]]:
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for (variant, env, _), run in sorted(agg.runs.items()):
         hp = run.config.get("hyperparameters", {})
-        out.setdefault((variant, env), {
-            "variant": variant, "env": env, "total_steps": hp.get("total_steps"),
-            "eval_every": hp.get("eval_every"), "eval_episodes": hp.get("eval_episodes")})  # fmt: skip
+        out.setdefault(
+            (variant, env),
+            {
+                "variant": variant,
+                "env": env,
+                "total_steps": hp.get("total_steps"),
+                "eval_every": hp.get("eval_every"),
+                "eval_episodes": hp.get("eval_episodes"),
+            },
+        )
     return list(out.values())
 
 
@@ -406,11 +463,13 @@ def aggregate(profile: str, runs_root: Path, out_root: Path, reps: int | None = 
             "budgets": budgets(agg),
             "experiment_order": list(agg.jobs),
             "experiments": {
-                e: {"description": agg.catalogue["experiments"][e].get("description", ""),
+                e: {
+                    "description": agg.catalogue["experiments"][e].get("description", ""),
                     "envs": agg.envs_of(e),
-                    "variants": list(dict.fromkeys(j.variant for j in jobs))}
+                    "variants": list(dict.fromkeys(j.variant for j in jobs)),
+                }
                 for e, jobs in agg.jobs.items()
-            },  # fmt: skip
+            },
             "files": sorted(f"{n}.csv" for n in tables),
         },
     )

@@ -33,9 +33,19 @@ SEED1 = "Dyna-Q build (shared/seeds/001)"
 
 def _row(claim, source, experiment, statistic, est, region, n, verdict, note="") -> dict[str, Any]:
     e = est or Estimate(math.nan, math.nan, math.nan)
-    return {"claim": claim, "source": source, "experiment": experiment,
-            "statistic": statistic, "estimate": e.value, "ci_low": e.low, "ci_high": e.high,
-            "region": str(region), "n_seeds": n, "verdict": verdict, "note": note}  # fmt: skip
+    return {
+        "claim": claim,
+        "source": source,
+        "experiment": experiment,
+        "statistic": statistic,
+        "estimate": e.value,
+        "ci_low": e.low,
+        "ci_high": e.high,
+        "region": str(region),
+        "n_seeds": n,
+        "verdict": verdict,
+        "note": note,
+    }
 
 
 def _absent(agg: Aggregation, experiment: str, variants: list[str]) -> str:
@@ -55,31 +65,79 @@ def _note(agg: Aggregation, note: str = "") -> str:
 
 def _pairwise_claims(agg: Aggregation) -> list[dict[str, Any]]:
     spec = [
-        ("PMAC: better asymptotic performance than MBPO", "main", "pmac", "mbpo",
-         "final_return", "P(PMAC final return > MBPO)"),
-        ("PMAC: better asymptotic performance than PETS", "main", "pmac", "pets",
-         "final_return", "P(PMAC final return > PETS)"),
-        ("PMAC: lower local one-step model error than MBPO", "main", "pmac", "mbpo",
-         "-local_error", "P(PMAC local one-step error < MBPO), run mean over evaluations"),
-        ("PMAC: lower compounding error than MBPO", "main", "pmac", "mbpo",
-         "-compounding_error", "P(PMAC compounding error < MBPO), mean over steps and h"),
-        ("Mixture for model learning only helps (vs MBPO)", "mechanism", "pmac_model_only",
-         "mbpo", "final_return", "P(model-only final return > MBPO)"),
-        ("Mixture for rollout starts only helps (vs MBPO)", "mechanism", "pmac_rollout_only",
-         "mbpo", "final_return", "P(rollout-only final return > MBPO)"),
-    ]  # fmt: skip
+        (
+            "PMAC: better asymptotic performance than MBPO",
+            "main",
+            "pmac",
+            "mbpo",
+            "final_return",
+            "P(PMAC final return > MBPO)",
+        ),
+        (
+            "PMAC: better asymptotic performance than PETS",
+            "main",
+            "pmac",
+            "pets",
+            "final_return",
+            "P(PMAC final return > PETS)",
+        ),
+        (
+            "PMAC: lower local one-step model error than MBPO",
+            "main",
+            "pmac",
+            "mbpo",
+            "-local_error",
+            "P(PMAC local one-step error < MBPO), run mean over evaluations",
+        ),
+        (
+            "PMAC: lower compounding error than MBPO",
+            "main",
+            "pmac",
+            "mbpo",
+            "-compounding_error",
+            "P(PMAC compounding error < MBPO), mean over steps and h",
+        ),
+        (
+            "Mixture for model learning only helps (vs MBPO)",
+            "mechanism",
+            "pmac_model_only",
+            "mbpo",
+            "final_return",
+            "P(model-only final return > MBPO)",
+        ),
+        (
+            "Mixture for rollout starts only helps (vs MBPO)",
+            "mechanism",
+            "pmac_rollout_only",
+            "mbpo",
+            "final_return",
+            "P(rollout-only final return > MBPO)",
+        ),
+    ]
     rows = []
     for claim, exp, x, y, value, statistic in spec:
         absent = _absent(agg, exp, [x, y])
         if absent:
-            rows.append(_row(claim, PAPER, exp, statistic, None, BETTER, 0,
-                             stats.INCONCLUSIVE, _note(agg, absent)))  # fmt: skip
+            rows.append(
+                _row(
+                    claim,
+                    PAPER,
+                    exp,
+                    statistic,
+                    None,
+                    BETTER,
+                    0,
+                    stats.INCONCLUSIVE,
+                    _note(agg, absent),
+                )
+            )
             continue
         est, nx, ny = agg.pairwise(exp, x, y, value, agg.envs_of(exp))
         note = "" if est is not None else "no complete runs (or no diagnostics) to compare"
         v = stats.verdict(est, BETTER, min(nx, ny), agg.smoke)
-        rows.append(_row(claim, PAPER, exp, statistic, est, BETTER, f"{nx} vs {ny}", v,
-                         _note(agg, note)))  # fmt: skip
+        rows.append(
+            _row(claim, PAPER, exp, statistic, est, BETTER, f"{nx} vs {ny}", v, _note(agg, note))
+        )
     return rows
 
 
@@ -88,15 +146,37 @@ def _speedup_claims(agg: Aggregation) -> list[dict[str, Any]]:
     statistic = "MBPO steps to its final IQM / PMAC steps to the same IQM"
     absent = _absent(agg, "main", ["pmac", "mbpo"])
     if absent:
-        return [_row(claim, PAPER, "main", statistic, None, SPEEDUP, 0, stats.INCONCLUSIVE,
-                     _note(agg, absent))]  # fmt: skip
+        return [
+            _row(
+                claim,
+                PAPER,
+                "main",
+                statistic,
+                None,
+                SPEEDUP,
+                0,
+                stats.INCONCLUSIVE,
+                _note(agg, absent),
+            )
+        ]
     rows = []
     for env in agg.envs_of("main"):
         est, mf, ms, _ = agg.speedup("main", env)
         v = stats.verdict(est, SPEEDUP, min(mf.n, ms.n), agg.smoke)
         note = "" if est is not None else "no complete runs with shared evaluation steps"
-        rows.append(_row(f"{claim} ({env})", PAPER, "main", statistic, est, SPEEDUP,
-                         f"{mf.n} vs {ms.n}", v, _note(agg, note)))  # fmt: skip
+        rows.append(
+            _row(
+                f"{claim} ({env})",
+                PAPER,
+                "main",
+                statistic,
+                est,
+                SPEEDUP,
+                f"{mf.n} vs {ms.n}",
+                v,
+                _note(agg, note),
+            )
+        )
     return rows
 
 
@@ -104,23 +184,42 @@ def _alpha_claim(agg: Aggregation) -> dict[str, Any]:
     claim, exp = "PMAC: alpha = 0.9 is the best policy-adaptation rate", "alpha_sweep"
     statistic = "min over other alphas of P(alpha 0.9 final return > alpha)"
     others = [
-        v for v in dict.fromkeys(j.variant for j in agg.jobs.get(exp, []))
+        v
+        for v in dict.fromkeys(j.variant for j in agg.jobs.get(exp, []))
         if v.startswith("pmac_alpha")
-    ]  # fmt: skip
+    ]
     absent = _absent(agg, exp, ["pmac"]) or ("" if others else "no other alpha is run")
     if absent:
-        return _row(claim, PAPER, exp, statistic, None, BETTER, 0, stats.INCONCLUSIVE,
-                    _note(agg, absent))  # fmt: skip
-    results = [(o, *agg.pairwise(exp, "pmac", o, "final_return", agg.envs_of(exp)))
-               for o in others]  # fmt: skip
+        return _row(
+            claim, PAPER, exp, statistic, None, BETTER, 0, stats.INCONCLUSIVE, _note(agg, absent)
+        )
+    results = [(o, *agg.pairwise(exp, "pmac", o, "final_return", agg.envs_of(exp))) for o in others]
     verdicts = [stats.verdict(est, BETTER, min(nx, ny), agg.smoke) for _, est, nx, ny in results]
     finite = [r for r in results if r[1] is not None]
     if not finite:
-        return _row(claim, PAPER, exp, statistic, None, BETTER, 0, stats.INCONCLUSIVE,
-                    _note(agg, "no complete runs to compare"))  # fmt: skip
+        return _row(
+            claim,
+            PAPER,
+            exp,
+            statistic,
+            None,
+            BETTER,
+            0,
+            stats.INCONCLUSIVE,
+            _note(agg, "no complete runs to compare"),
+        )
     name, est, nx, ny = min(finite, key=lambda r: r[1].value)
-    return _row(claim, PAPER, exp, statistic, est, BETTER, f"{nx} vs {ny}",
-                stats.combine(verdicts), _note(agg, f"weakest comparison: vs {name}"))  # fmt: skip
+    return _row(
+        claim,
+        PAPER,
+        exp,
+        statistic,
+        est,
+        BETTER,
+        f"{nx} vs {ny}",
+        stats.combine(verdicts),
+        _note(agg, f"weakest comparison: vs {name}"),
+    )
 
 
 def _cartpole_claims(agg: Aggregation) -> list[dict[str, Any]]:
@@ -133,8 +232,19 @@ def _cartpole_claims(agg: Aggregation) -> list[dict[str, Any]]:
         statistic = f"mean final return of {variant} over seeds"
         absent = _absent(agg, "cartpole", [variant])
         if absent:
-            rows.append(_row(claim, SEED1, "cartpole", statistic, None, region, 0,
-                             stats.INCONCLUSIVE, _note(agg, absent)))  # fmt: skip
+            rows.append(
+                _row(
+                    claim,
+                    SEED1,
+                    "cartpole",
+                    statistic,
+                    None,
+                    region,
+                    0,
+                    stats.INCONCLUSIVE,
+                    _note(agg, absent),
+                )
+            )
             continue
         m = agg.matrix("cartpole", variant, agg.envs_of("cartpole"), "final_return")
         est = None

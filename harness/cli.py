@@ -90,14 +90,22 @@ def _add_report_commands(sub) -> None:
         p.add_argument("--runs", type=Path, default=Path("results/runs"), help="runs root")
         if name == "aggregate":
             p.add_argument("--out", type=Path, default=Path("results/aggregate"))
-            p.add_argument("--reps", type=int, default=None,
-                           help="bootstrap replicates (default: the profile's stats.bootstrap_reps)")
+            p.add_argument(
+                "--reps",
+                type=int,
+                default=None,
+                help="bootstrap replicates (default: profile's stats.bootstrap_reps)",
+            )
         else:
             p.add_argument("--aggregate", type=Path, default=Path("results/aggregate"))
             p.add_argument("--out", type=Path, default=Path("reports"))
         if name == "report":
-            p.add_argument("--benchmarks", type=Path, default=Path("results/benchmarks"),
-                           help="Snakemake benchmark tsv root (compute-cost table)")  # fmt: skip
+            p.add_argument(
+                "--benchmarks",
+                type=Path,
+                default=Path("results/benchmarks"),
+                help="Snakemake benchmark tsv root (compute-cost table)",
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

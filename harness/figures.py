@@ -22,7 +22,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -117,8 +116,17 @@ def _grid(n: int, w: float = 4.2, h: float = 3.2):
     return fig, list(axes.flat[:n])
 
 
-def _per_env(d: Data, exp: str, variants: list[str], table: str, y: str, ylabel: str,
-             where=None, log: bool = False, label_of: Callable[[str], str] | None = None):  # fmt: skip
+def _per_env(
+    d: Data,
+    exp: str,
+    variants: list[str],
+    table: str,
+    y: str,
+    ylabel: str,
+    where=None,
+    log: bool = False,
+    label_of: Callable[[str], str] | None = None,
+):
     envs = d.exp(exp)["envs"]
     fig, axes = _grid(len(envs))
     plotted = 0
@@ -160,10 +168,14 @@ def fig1_global_local(d: Data):
                 continue
             found = True
             g = df.groupby("step")["error"]
-            ax.plot(g.mean().index, g.mean().values, style, color=colour(v),
-                    label=f"MBPO {split}")  # fmt: skip
-            ax.fill_between(g.mean().index, g.mean() - g.std(ddof=0).fillna(0),
-                            g.mean() + g.std(ddof=0).fillna(0), color=colour(v), alpha=0.15)  # fmt: skip
+            ax.plot(g.mean().index, g.mean().values, style, color=colour(v), label=f"MBPO {split}")
+            ax.fill_between(
+                g.mean().index,
+                g.mean() - g.std(ddof=0).fillna(0),
+                g.mean() + g.std(ddof=0).fillna(0),
+                color=colour(v),
+                alpha=0.15,
+            )
         ax.set(title=env, xlabel="env steps", ylabel="one-step MSE", yscale="log")
         _legend(ax)
     if not found:
@@ -197,8 +209,16 @@ def fig2_iqm(d: Data):
 
 def fig3abc_one_step(d: Data):
     exp = "main"
-    return _per_env(d, exp, _variants(d, exp, ["pmac", "mbpo"]), "model", "error",
-                    "local one-step MSE", ("split", "local"), log=True)  # fmt: skip
+    return _per_env(
+        d,
+        exp,
+        _variants(d, exp, ["pmac", "mbpo"]),
+        "model",
+        "error",
+        "local one-step MSE",
+        ("split", "local"),
+        log=True,
+    )
 
 
 def fig3d_compounding(d: Data):
@@ -213,8 +233,13 @@ def fig3d_compounding(d: Data):
             if df.empty:
                 continue
             found = True
-            _band(ax, df.groupby(["seed", "horizon"], as_index=False)["error"].mean(),
-                  "horizon", "error", v)  # fmt: skip
+            _band(
+                ax,
+                df.groupby(["seed", "horizon"], as_index=False)["error"].mean(),
+                "horizon",
+                "error",
+                v,
+            )
         ax.set(title=env, xlabel="rollout step h", ylabel="compounding error (L2)")
         _legend(ax)
     if not found:
@@ -228,8 +253,9 @@ def fig3ef_visitation(d: Data):
     the last evaluation (pooled over seeds)."""
     exp = "main"
     variants, envs = _variants(d, exp, ["pmac", "mbpo"]), d.exp(exp)["envs"]
-    fig, axes = plt.subplots(len(envs), len(variants), squeeze=False,
-                             figsize=(4.2 * len(variants), 3.2 * len(envs)))  # fmt: skip
+    fig, axes = plt.subplots(
+        len(envs), len(variants), squeeze=False, figsize=(4.2 * len(variants), 3.2 * len(envs))
+    )
     styles = {"policy": "-", "mixture": "--", "uniform": ":"}
     found = False
     for i, env in enumerate(envs):
@@ -270,8 +296,14 @@ def figc2_alpha(d: Data):
         rows = []
         for v in variants:
             for r in d.runs_of(v, env):
-                rows.append({"variant": v, "alpha": _alpha(r), "final": r.final_return(),
-                             "error": r.mean_of("model", "error", ("split", "local"))})  # fmt: skip
+                rows.append(
+                    {
+                        "variant": v,
+                        "alpha": _alpha(r),
+                        "final": r.final_return(),
+                        "error": r.mean_of("model", "error", ("split", "local")),
+                    }
+                )
         df = pd.DataFrame(rows)
         if df.empty:
             continue
@@ -279,13 +311,22 @@ def figc2_alpha(d: Data):
         for k, col in enumerate(("final", "error")):
             ax = axes[i][k]
             sweep = df[df["alpha"].notna()].groupby("alpha")[col].agg(["mean", "std"])
-            ax.errorbar(sweep.index, sweep["mean"], yerr=sweep["std"].fillna(0), marker="o",
-                        color=colour("pmac"), label="PMAC")  # fmt: skip
+            ax.errorbar(
+                sweep.index,
+                sweep["mean"],
+                yerr=sweep["std"].fillna(0),
+                marker="o",
+                color=colour("pmac"),
+                label="PMAC",
+            )
             base = df[df["alpha"].isna()]
             for v, g in base.groupby("variant"):
                 ax.axhline(g[col].mean(), color=colour(v), ls="--", label=f"{v} (uniform)")
-            ax.set(title=env, xlabel="policy-adaptation rate alpha",
-                   ylabel="final return" if col == "final" else "local one-step MSE")  # fmt: skip
+            ax.set(
+                title=env,
+                xlabel="policy-adaptation rate alpha",
+                ylabel="final return" if col == "final" else "local one-step MSE",
+            )
             _legend(ax)
     if not found:
         plt.close(fig)
@@ -304,12 +345,22 @@ def _experiment_table(d: Data, name: str, exp: str) -> pd.DataFrame:
 def rliable_intervals(d: Data, exp: str):
     df = _experiment_table(d, "intervals", exp)
     metrics = list(dict.fromkeys(df["metric"]))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 0.5 + 0.45 * df["variant"].nunique()), squeeze=False)  # noqa: E501
+    fig, axes = plt.subplots(
+        1,
+        len(metrics),
+        figsize=(3.2 * len(metrics), 0.5 + 0.45 * df["variant"].nunique()),
+        squeeze=False,
+    )  # noqa: E501
     for ax, metric in zip(axes[0], metrics, strict=True):
         g = df[df["metric"] == metric].reset_index(drop=True)
         for k, row in g.iterrows():
-            ax.plot([row["ci_low"], row["ci_high"]], [k, k], lw=6, alpha=0.6,
-                    color=colour(row["variant"]))  # fmt: skip
+            ax.plot(
+                [row["ci_low"], row["ci_high"]],
+                [k, k],
+                lw=6,
+                alpha=0.6,
+                color=colour(row["variant"]),
+            )
             ax.plot([row["estimate"]], [k], "k|", ms=12)
         ax.set_yticks(range(len(g)), g["variant"] if metric == metrics[0] else [""] * len(g))
         ax.set(title=metric.replace("_", " "), xlabel="normalised score")
@@ -322,8 +373,11 @@ def rliable_profiles(d: Data, exp: str):
     for v, g in df.groupby("variant", sort=False):
         ax.plot(g["tau"], g["fraction"], color=colour(v), label=v)
         ax.fill_between(g["tau"], g["ci_low"], g["ci_high"], color=colour(v), alpha=0.2)
-    ax.set(xlabel="normalised score tau", ylabel="fraction of runs with score > tau",
-           title=f"{exp}: performance profiles")  # fmt: skip
+    ax.set(
+        xlabel="normalised score tau",
+        ylabel="fraction of runs with score > tau",
+        title=f"{exp}: performance profiles",
+    )
     _legend(ax)
     return fig
 
@@ -338,8 +392,11 @@ def rliable_improvement(d: Data, exp: str):
         ax.plot([row["estimate"]], [k], "k|", ms=12)
     ax.axvline(0.5, color="0.5", ls="--")
     ax.set_yticks(range(len(df)), [f"P({r.x} > {r.y})" for r in df.itertuples()])
-    ax.set(xlim=(0, 1), xlabel="probability of improvement (final return)",
-           title=f"{exp}: probability of improvement")  # fmt: skip
+    ax.set(
+        xlim=(0, 1),
+        xlabel="probability of improvement (final return)",
+        title=f"{exp}: probability of improvement",
+    )
     return fig
 
 
@@ -347,14 +404,19 @@ def rliable_sample_efficiency(d: Data, exp: str):
     df = _experiment_table(d, "curves_iqm", exp)
     df = df[df["scale"] == "normalised"]
     if df.empty:
-        raise Skip(f"{exp}: no environment with a reference score (raw IQM curves are in the "
-                   "learning-curve figures)")  # fmt: skip
+        raise Skip(
+            f"{exp}: no environment with a reference score (raw IQM curves are in the "
+            "learning-curve figures)"
+        )
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for v, g in df.groupby("variant", sort=False):
         ax.plot(g["step"], g["iqm"], color=colour(v), label=f"{v} (n={g['n_seeds'].iloc[0]})")
         ax.fill_between(g["step"], g["ci_low"], g["ci_high"], color=colour(v), alpha=0.2)
-    ax.set(xlabel="env steps", ylabel="IQM normalised score (95% CI)",
-           title=f"{exp}: sample efficiency over {df['env'].iloc[0]}")  # fmt: skip
+    ax.set(
+        xlabel="env steps",
+        ylabel="IQM normalised score (95% CI)",
+        title=f"{exp}: sample efficiency over {df['env'].iloc[0]}",
+    )
     _legend(ax)
     return fig
 
@@ -384,8 +446,14 @@ def cartpole_horizon(d: Data):
         raise Skip("no ok fixed-horizon Dyna-Q run")
     fixed = df[df["algo"] == "dyna_q"].groupby("H")["final"].agg(["mean", "std"])
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ax.errorbar(fixed.index, fixed["mean"], yerr=fixed["std"].fillna(0), marker="o",
-                color=colour("dyna_q"), label="Dyna-Q, fixed H")  # fmt: skip
+    ax.errorbar(
+        fixed.index,
+        fixed["mean"],
+        yerr=fixed["std"].fillna(0),
+        marker="o",
+        color=colour("dyna_q"),
+        label="Dyna-Q, fixed H",
+    )
     for v, g in df[df["algo"] != "dyna_q"].groupby("variant"):
         ax.axhline(g["final"].mean(), color=colour(v), ls="--", label=f"{v} (mean)")
     ax.axhline(195, color="0.3", ls=":", label="seed 001: 195")
@@ -427,14 +495,19 @@ def coadaptation_gap(d: Data):
 
 # name -> (experiment shown in, title, function)
 FIGURES: dict[str, tuple[str, str, Callable[[Data], Any]]] = {
-    "fig1_global_local_error": ("main", "Fig. 1a/b: MBPO global vs local one-step error",
-                                fig1_global_local),
+    "fig1_global_local_error": (
+        "main",
+        "Fig. 1a/b: MBPO global vs local one-step error",
+        fig1_global_local,
+    ),
     "fig2_learning_curves": ("main", "Fig. 2: learning curves (mean ± std)", fig2_curves),
     "fig2_learning_curves_iqm": ("main", "Fig. 2: learning curves (IQM, 95% CI)", fig2_iqm),
-    "fig3abc_one_step_error": ("main", "Fig. 3a-c: local one-step error, PMAC vs MBPO",
-                               fig3abc_one_step),
-    "fig3d_compounding_error": ("main", "Fig. 3d: compounding error vs horizon",
-                                fig3d_compounding),
+    "fig3abc_one_step_error": (
+        "main",
+        "Fig. 3a-c: local one-step error, PMAC vs MBPO",
+        fig3abc_one_step,
+    ),
+    "fig3d_compounding_error": ("main", "Fig. 3d: compounding error vs horizon", fig3d_compounding),
     "fig3ef_visitation": ("main", "Fig. 3e/f: Q-value visitation", fig3ef_visitation),
     "coadaptation_gap": ("main", "Co-adaptation gap over training", coadaptation_gap),
     "fig4_mechanism": ("mechanism", "Fig. 4: mechanism ablation", fig4_mechanism),
@@ -442,7 +515,7 @@ FIGURES: dict[str, tuple[str, str, Callable[[Data], Any]]] = {
     "cartpole_learning_curves": ("cartpole", "CartPole: learning curves", cartpole_curves),
     "cartpole_horizon_sweep": ("cartpole", "CartPole: horizon sweep", cartpole_horizon),
     "cartpole_adaptive_horizon": ("cartpole", "CartPole: adaptive horizon", cartpole_adaptive),
-}  # fmt: skip
+}
 RLIABLE = {
     "rliable_intervals": ("final normalised score, 95% CIs", rliable_intervals),
     "rliable_profiles": ("performance profiles", rliable_profiles),

@@ -91,8 +91,10 @@ def reading(exp: str, t: dict[str, pd.DataFrame]) -> str:
             elif a["ci_low"] > b["ci_high"]:
                 out.append(f"{a['variant']} is ahead of every other variant beyond the CIs.")
             else:
-                out.append(f"The CIs of {a['variant']} and {b['variant']} overlap: no ordering "
-                           "of the top two is established at this budget.")  # fmt: skip
+                out.append(
+                    f"The CIs of {a['variant']} and {b['variant']} overlap: no ordering "
+                    "of the top two is established at this budget."
+                )
     imp = t["improvement"]
     imp = imp[imp["experiment"] == exp] if not imp.empty else imp
     for _, r in imp.dropna(subset=["estimate"]).iterrows():
@@ -113,7 +115,9 @@ def _figures(fig_dir: Path, manifest: dict[str, Any], exp: str) -> str:
         if entry["experiment"] != exp:
             continue
         if "skipped" in entry:
-            skipped.append(f"<li>{html.escape(entry['title'])}: {html.escape(entry['skipped'])}</li>")
+            skipped.append(
+                f"<li>{html.escape(entry['title'])}: {html.escape(entry['skipped'])}</li>"
+            )
             continue
         data = base64.b64encode((fig_dir / f"{name}.png").read_bytes()).decode()
         parts.append(
@@ -122,7 +126,9 @@ def _figures(fig_dir: Path, manifest: dict[str, Any], exp: str) -> str:
             "</figcaption></figure>"
         )
     if skipped:
-        parts.append(f"<p class=skip>Figures not drawn (data absent):</p><ul>{''.join(skipped)}</ul>")
+        parts.append(
+            f"<p class=skip>Figures not drawn (data absent):</p><ul>{''.join(skipped)}</ul>"
+        )
     return "".join(parts)
 
 
@@ -135,16 +141,27 @@ def compute_cost(bench_dir: Path) -> pd.DataFrame:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read {p}: {exc}".splitlines()[0]) from exc
         rel = p.relative_to(bench_dir).parts
-        rows.append({"variant": rel[0] if len(rel) > 2 else "?",
-                     "env": rel[1] if len(rel) > 2 else "?", "s": df["s"].mean(),
-                     "cpu_time": df["cpu_time"].mean(), "max_rss": df["max_rss"].max()})  # fmt: skip
+        rows.append(
+            {
+                "variant": rel[0] if len(rel) > 2 else "?",
+                "env": rel[1] if len(rel) > 2 else "?",
+                "s": df["s"].mean(),
+                "cpu_time": df["cpu_time"].mean(),
+                "max_rss": df["max_rss"].max(),
+            }
+        )
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame(rows).replace("-", math.nan)
     g = df.groupby(["variant", "env"], sort=True)
-    return pd.DataFrame({
-        "jobs": g.size(), "mean wall s": g["s"].mean(), "total CPU s": g["cpu_time"].sum(),
-        "peak RSS MB": g["max_rss"].max()}).reset_index()  # fmt: skip
+    return pd.DataFrame(
+        {
+            "jobs": g.size(),
+            "mean wall s": g["s"].mean(),
+            "total CPU s": g["cpu_time"].sum(),
+            "peak RSS MB": g["max_rss"].max(),
+        }
+    ).reset_index()
 
 
 def runs_with_provenance(runs_root: Path, profile: str, runs: pd.DataFrame) -> pd.DataFrame:
@@ -153,13 +170,23 @@ def runs_with_provenance(runs_root: Path, profile: str, runs: pd.DataFrame) -> p
     for _, r in runs.iterrows():
         p = prov.get((r["variant"], r["env"], int(r["seed"])), {})
         pk = p.get("packages", {})
-        rows.append({"variant": r["variant"], "env": r["env"], "seed": r["seed"],
-                     "status": r["status"], "final return": r["final_return"],
-                     "normalised": r["final_normalised"], "wall s": r["wall_s"],
-                     "commit": str(p.get("git_commit") or "")[:10],
-                     "dirty": p.get("git_dirty", ""), "torch": pk.get("torch", ""),
-                     "gymnasium": pk.get("gymnasium", ""), "mujoco": pk.get("mujoco", ""),
-                     "python": p.get("python", "")})  # fmt: skip
+        rows.append(
+            {
+                "variant": r["variant"],
+                "env": r["env"],
+                "seed": r["seed"],
+                "status": r["status"],
+                "final return": r["final_return"],
+                "normalised": r["final_normalised"],
+                "wall s": r["wall_s"],
+                "commit": str(p.get("git_commit") or "")[:10],
+                "dirty": p.get("git_dirty", ""),
+                "torch": pk.get("torch", ""),
+                "gymnasium": pk.get("gymnasium", ""),
+                "mujoco": pk.get("mujoco", ""),
+                "python": p.get("python", ""),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -177,14 +204,30 @@ def report(profile: str, runs_root: Path, agg_root: Path, bench_root: Path, out_
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
 
     budgets = pd.DataFrame(summary["budgets"])
-    budget_line = "; ".join(
-        f"{env}: {', '.join(sorted({fmt(s) for s in g['total_steps']}))} steps"
-        for env, g in budgets.groupby("env")
-    ) if not budgets.empty else "no runs"  # fmt: skip
+    budget_line = (
+        "; ".join(
+            f"{env}: {', '.join(sorted({fmt(s) for s in g['total_steps']}))} steps"
+            for env, g in budgets.groupby("env")
+        )
+        if not budgets.empty
+        else "no runs"
+    )
     banner = f"{summary['label']} (profile {profile}) | budgets: {budget_line}"
     counts = ", ".join(f"{k}: {v}" for k, v in summary["status_counts"].items())
-    claims = t["claims"][["claim", "statistic", "estimate", "ci_low", "ci_high", "region",
-                          "n_seeds", "verdict", "note", "source"]]  # fmt: skip
+    claims = t["claims"][
+        [
+            "claim",
+            "statistic",
+            "estimate",
+            "ci_low",
+            "ci_high",
+            "region",
+            "n_seeds",
+            "verdict",
+            "note",
+            "source",
+        ]
+    ]
     body = [
         f'<div class="banner">{html.escape(banner)}</div>',
         f"<h1>mbrl-bench report: {html.escape(profile)}</h1>",
@@ -213,16 +256,19 @@ def report(profile: str, runs_root: Path, agg_root: Path, bench_root: Path, out_
     problems = t["runs"][t["runs"]["status"] != "ok"]
     body += [
         "<h2>Compute cost (Snakemake benchmark files)</h2>",
-        table_html(cost) if not cost.empty
+        table_html(cost)
+        if not cost.empty
         else f"<p>No benchmark files under {html.escape(str(bench_root / profile))}.</p>",
-        "<h2>Budgets</h2>", table_html(budgets),
+        "<h2>Budgets</h2>",
+        table_html(budgets),
         f"<h2>Failed, incomplete and missing runs ({len(problems)})</h2>",
         table_html(problems[["variant", "env", "seed", "status", "experiments"]]),
-        "<h2>Left out of statistics</h2>", table_html(t["excluded"]),
+        "<h2>Left out of statistics</h2>",
+        table_html(t["excluded"]),
         "<h2>Runs and provenance</h2>",
         table_html(runs_with_provenance(runs_root, profile, t["runs"])),
         f"<p><i>{html.escape(banner)}</i></p>",
-    ]  # fmt: skip
+    ]
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>mbrl-bench {profile}</title>"
         f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n"

@@ -84,8 +84,9 @@ def performance_profile(
 
 def improvement(x: np.ndarray, y: np.ndarray, reps: int) -> Estimate:
     """P(X > Y) averaged over tasks, x [runs_x, tasks], y [runs_y, tasks]."""
-    point, ci = interval([x, y], lambda a, b: np.array([metrics.probability_of_improvement(a, b)]),
-                         reps)  # fmt: skip
+    point, ci = interval(
+        [x, y], lambda a, b: np.array([metrics.probability_of_improvement(a, b)]), reps
+    )
     return Estimate(float(point[0]), float(ci[0, 0]), float(ci[1, 0]))
 
 

@@ -204,6 +204,8 @@ def report(profile: str, runs_root: Path, agg_root: Path, bench_root: Path, out_
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
 
     budgets = pd.DataFrame(summary["budgets"])
+    if not budgets.empty:
+        budgets = budgets[["variant", "env", "total_steps", "eval_every", "eval_episodes"]]
     budget_line = (
         "; ".join(
             f"{env}: {', '.join(sorted({fmt(s) for s in g['total_steps']}))} steps"

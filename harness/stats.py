@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.stats
 from rliable import library as rly
 from rliable import metrics
 
@@ -61,9 +60,14 @@ def aggregates(scores: np.ndarray, reps: int) -> dict[str, Estimate]:
 
 
 def iqm_per_step(scores: np.ndarray) -> np.ndarray:
-    """IQM over runs and tasks at each step of scores [runs, tasks, steps]: the same
-    25%-trimmed mean as `metrics.aggregate_iqm`, vectorised over steps."""
-    return scipy.stats.trim_mean(scores.reshape(-1, scores.shape[-1]), 0.25, axis=0)
+    """IQM over runs and tasks at each step of scores [runs, tasks, steps]: exactly
+    `metrics.aggregate_iqm` per step (scipy's trim_mean, same partition), vectorised over
+    steps because the bootstrap calls it `reps` times per curve."""
+    a = np.ascontiguousarray(scores.reshape(-1, scores.shape[-1]).T)  # [steps, runs*tasks]
+    low = int(0.25 * a.shape[1])
+    high = a.shape[1] - low
+    part = np.partition(a, (low, high - 1), axis=1)
+    return np.mean(part[:, low:high], axis=1)  # contiguous rows: numpy's pairwise sum
 
 
 def iqm_curve(scores: np.ndarray, reps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,9 +81,19 @@ def performance_profile(
     """Fraction of runs above each tau (rliable score distribution) with CIs."""
     np.random.seed(SEED)
     prof, ci = rly.create_performance_profile(
-        {"x": scores}, taus, reps=reps, confidence_interval_size=CONFIDENCE
+        {"x": scores},
+        taus,
+        custom_profile_func=_score_distribution,
+        reps=reps,
+        confidence_interval_size=CONFIDENCE,
     )
     return prof["x"], ci["x"]
+
+
+def _score_distribution(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    """rliable's default profile (`score_distributions`: mean of scores > tau over all
+    runs and tasks) for every tau at once; counts are exact, so the values are identical."""
+    return (scores.reshape(-1, 1) > np.asarray(taus)).mean(axis=0)
 
 
 def improvement(x: np.ndarray, y: np.ndarray, reps: int) -> Estimate:

@@ -25,6 +25,8 @@ def write_run(run_dir: Path, job: Job, profile: str, final: float, *, reach: flo
     hp = {"total_steps": TOTAL, "eval_every": EVAL_EVERY, "eval_episodes": 2}
     if job.algo == "dyna_q":
         hp["horizon"] = dict(job.overrides).get("horizon", 3)
+    if "rollout_schedule" in dict(job.overrides):
+        hp["rollout_schedule"] = list(dict(job.overrides)["rollout_schedule"])
     if job.algo == "pmac":
         hp["pmac"] = {"alpha": dict(job.overrides).get("pmac.alpha", 0.9)}
     config = {

@@ -83,7 +83,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the resolved hyperparameters of ALGO on ENV",
     )
     lst.add_argument("--profile", default="paper")
+    _add_report_commands(sub)
     return parser  # fmt: skip
+
+
+def _add_report_commands(sub) -> None:
+    """aggregate -> figures -> report: statistics and reports from stored runs only."""
+    for name, help_ in (
+        ("aggregate", "runs -> tidy tables and rliable statistics (results/aggregate/P/)"),
+        ("figures", "runs + aggregate -> paper figures, PNG and PDF (reports/P/figures/)"),
+        ("report", "runs + aggregate + figures -> self-contained HTML (reports/P/index.html)"),
+    ):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--profile", required=True, help=f"one of: {', '.join(PROFILES)}")
+        p.add_argument("--runs", type=Path, default=Path("results/runs"), help="runs root")
+        if name == "aggregate":
+            p.add_argument("--out", type=Path, default=Path("results/aggregate"))
+            p.add_argument(
+                "--reps",
+                type=int,
+                default=None,
+                help="bootstrap replicates (default: profile's stats.bootstrap_reps)",
+            )
+        else:
+            p.add_argument("--aggregate", type=Path, default=Path("results/aggregate"))
+            p.add_argument("--out", type=Path, default=Path("reports"))
+        if name == "report":
+            p.add_argument(
+                "--benchmarks",
+                type=Path,
+                default=Path("results/benchmarks"),
+                help="Snakemake benchmark tsv root (compute-cost table)",
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             return train(args)
+        if args.command in ("aggregate", "figures", "report"):
+            return report_command(args)
         return list_command(args)
     except ConfigError as exc:
         print(f"mbrl-bench: error: {exc}", file=sys.stderr)
@@ -243,6 +276,29 @@ def list_command(args: argparse.Namespace) -> int:
     for p in PROFILES:
         print(f"  {p:<18} {load_profile(p)['label']}")
     print("hyperparameters: mbrl-bench list --config ALGO ENV [--profile P]")
+    return 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """aggregate / figures / report (imported here: they load pandas, rliable, matplotlib)."""
+    load_profile(args.profile)  # unknown profile: one line, exit 2, nothing written
+    if not args.runs.is_dir():
+        raise ConfigError(f"--runs {args.runs} does not exist or is not a directory")
+    if args.command == "aggregate":
+        from harness.aggregate import aggregate
+
+        if args.reps is not None and args.reps < 1:
+            raise ConfigError(f"--reps must be >= 1, got {args.reps}")
+        out = aggregate(args.profile, args.runs, args.out, args.reps)
+    elif args.command == "figures":
+        from harness.figures import figures
+
+        out = figures(args.profile, args.runs, args.aggregate, args.out)
+    else:
+        from harness.report import report
+
+        out = report(args.profile, args.runs, args.aggregate, args.benchmarks, args.out)
+    print(f"mbrl-bench {args.command}: {args.profile} -> {out}", file=sys.stderr)
     return 0
 
 

@@ -46,6 +46,12 @@ class Run:
         p = self.path / "done.json"
         return _read_json(p) if p.exists() else None
 
+    @cached_property
+    def provenance(self) -> dict[str, Any]:
+        """provenance.json, or {} when the run has none."""
+        p = self.path / "provenance.json"
+        return _read_json(p) if p.exists() else {}
+
     @property
     def algo(self) -> str:
         return self.config["algo"]
@@ -90,6 +96,20 @@ class Run:
         if ev is None or ev.empty:
             return pd.DataFrame({"step": pd.Series(dtype="int64"), "return": []})
         return ev.groupby("step", as_index=False)["return"].mean()
+
+    def final_return(self) -> float:
+        """done.json's final return (mean return of the last evaluation); nan if unfinished."""
+        return float(self.done["final_return"]) if self.done else float("nan")
+
+    def mean_of(self, name: str, column: str, where: tuple[str, str] | None = None) -> float:
+        """Mean of `column` in `name`.csv over all its rows (those with `where` = (column,
+        value)); nan when the run has no such table (e.g. model-free runs)."""
+        df = self.table(name)
+        if df is None or df.empty:
+            return float("nan")
+        if where is not None:
+            df = df[df[where[0]] == where[1]]
+        return float(df[column].mean()) if not df.empty else float("nan")
 
     def key(self) -> tuple[str, str, int]:
         """(variant, env, seed): what identifies a run within a profile."""

@@ -1,0 +1,280 @@
+"""`mbrl-bench report`: one self-contained HTML page (figures embedded as base64 PNG,
+no external resources) from the aggregation tables, the figure manifest, the run
+directories' provenance and Snakemake's benchmark files.
+
+Order: the profile banner (repeated on every printed page), the claims table with the
+verdict rule, one section per experiment (figures, skipped figures and why, a reading
+computed from the numbers), compute cost, budgets, every run with its provenance, and the
+failed / incomplete / missing runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.config import ConfigError
+from harness.rundir import atomic_write_text
+from harness.runs import discover
+from harness.stats import MIN_SEEDS
+
+CSS = """
+body{font-family:sans-serif;max-width:1200px;margin:3.5em auto 2em;padding:0 1em;color:#222}
+.banner{position:fixed;top:0;left:0;right:0;background:#fff3cd;border-bottom:1px solid #c9a;
+ padding:.4em 1em;font-weight:bold;z-index:9}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}
+th{background:#eee}.supported{background:#d4edda}.contradicted{background:#f8d7da}
+.inconclusive{background:#fff3cd}img{max-width:100%}figure{margin:1em 0}
+figcaption{font-size:.85em;color:#555}.skip{color:#a00}
+"""
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+    if isinstance(x, float | int) and not isinstance(x, bool):
+        if isinstance(x, float) and not math.isfinite(x):
+            return "n/a"
+        if float(x).is_integer() and abs(x) < 1e15:
+            return str(int(x))  # step budgets, seeds, counts
+        return f"{x:.{digits}g}"
+    return "n/a" if x is None or (isinstance(x, str) and not x) else str(x)
+
+
+def esc(x: Any) -> str:
+    return html.escape(fmt(x))
+
+
+def table_html(df: pd.DataFrame, cls_col: str | None = None) -> str:
+    if df.empty:
+        return "<p>(none)</p>"
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = []
+    for _, r in df.iterrows():
+        cls = f' class="{html.escape(str(r[cls_col]))}"' if cls_col else ""
+        rows.append(f"<tr{cls}>" + "".join(f"<td>{esc(v)}</td>" for v in r.values) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _read(agg_dir: Path, name: str) -> pd.DataFrame:
+    p = agg_dir / f"{name}.csv"
+    if not p.exists():
+        raise ConfigError(f"{p} missing: run `mbrl-bench aggregate` first")
+    try:
+        return pd.read_csv(p, keep_default_na=True)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def _ci(row: Any) -> str:
+    return f"{fmt(row['estimate'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
+
+
+def reading(exp: str, t: dict[str, pd.DataFrame]) -> str:
+    """A short reading of one experiment, computed from its numbers."""
+    out = []
+    iv = t["intervals"]
+    iqm = iv[(iv.get("experiment") == exp) & (iv.get("metric") == "iqm")] if not iv.empty else iv
+    if not iqm.empty:
+        iqm = iqm.sort_values("estimate", ascending=False)
+        parts = [f"{r['variant']} {_ci(r)} (n={r['n_seeds']})" for _, r in iqm.iterrows()]
+        out.append("IQM of the final normalised score, 95% CI: " + "; ".join(parts) + ".")
+        if len(iqm) > 1:
+            a, b = iqm.iloc[0], iqm.iloc[1]
+            if min(a["n_seeds"], b["n_seeds"]) < MIN_SEEDS:
+                out.append(f"Fewer than {MIN_SEEDS} seeds: no ordering is claimed.")
+            elif a["ci_low"] > b["ci_high"]:
+                out.append(f"{a['variant']} is ahead of every other variant beyond the CIs.")
+            else:
+                out.append(
+                    f"The CIs of {a['variant']} and {b['variant']} overlap: no ordering "
+                    "of the top two is established at this budget."
+                )
+    imp = t["improvement"]
+    imp = imp[imp["experiment"] == exp] if not imp.empty else imp
+    for _, r in imp.dropna(subset=["estimate"]).iterrows():
+        out.append(f"P({r['x']} > {r['y']}) = {_ci(r)}.")
+    sp = t["steps_to_threshold"]
+    sp = sp[sp["experiment"] == exp] if not sp.empty else sp
+    for _, r in sp.dropna(subset=["estimate"]).iterrows():
+        out.append(
+            f"On {r['env']}, PMAC reaches MBPO's final IQM return {_ci(r)} times sooner "
+            f"(0 = never within {fmt(r['last_step'])} steps)."
+        )
+    return " ".join(html.escape(s) for s in out) or "No complete runs: nothing to read yet."
+
+
+def _figures(fig_dir: Path, manifest: dict[str, Any], exp: str) -> str:
+    parts, skipped = [], []
+    for name, entry in sorted(manifest.items(), key=lambda kv: kv[1]["order"]):
+        if entry["experiment"] != exp:
+            continue
+        if "skipped" in entry:
+            skipped.append(
+                f"<li>{html.escape(entry['title'])}: {html.escape(entry['skipped'])}</li>"
+            )
+            continue
+        data = base64.b64encode((fig_dir / f"{name}.png").read_bytes()).decode()
+        parts.append(
+            f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(entry['title'])} ({html.escape(name)}.png/.pdf)"
+            "</figcaption></figure>"
+        )
+    if skipped:
+        parts.append(
+            f"<p class=skip>Figures not drawn (data absent):</p><ul>{''.join(skipped)}</ul>"
+        )
+    return "".join(parts)
+
+
+def compute_cost(bench_dir: Path) -> pd.DataFrame:
+    """Per (variant, env): jobs, mean wall s, total CPU s, peak RSS MB (Snakemake tsv)."""
+    rows = []
+    for p in sorted(bench_dir.rglob("*.tsv")) if bench_dir.is_dir() else []:
+        try:
+            df = pd.read_csv(p, sep="\t")
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read {p}: {exc}".splitlines()[0]) from exc
+        rel = p.relative_to(bench_dir).parts
+        rows.append(
+            {
+                "variant": rel[0] if len(rel) > 2 else "?",
+                "env": rel[1] if len(rel) > 2 else "?",
+                "s": df["s"].mean(),
+                "cpu_time": df["cpu_time"].mean(),
+                "max_rss": df["max_rss"].max(),
+            }
+        )
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows).replace("-", math.nan)
+    g = df.groupby(["variant", "env"], sort=True)
+    return pd.DataFrame(
+        {
+            "jobs": g.size(),
+            "mean wall s": g["s"].mean(),
+            "total CPU s": g["cpu_time"].sum(),
+            "peak RSS MB": g["max_rss"].max(),
+        }
+    ).reset_index()
+
+
+def runs_with_provenance(runs_root: Path, profile: str, runs: pd.DataFrame) -> pd.DataFrame:
+    prov = {r.key(): r.provenance for r in discover(runs_root / profile)}
+    rows = []
+    for _, r in runs.iterrows():
+        p = prov.get((r["variant"], r["env"], int(r["seed"])), {})
+        pk = p.get("packages", {})
+        rows.append(
+            {
+                "variant": r["variant"],
+                "env": r["env"],
+                "seed": r["seed"],
+                "status": r["status"],
+                "final return": r["final_return"],
+                "normalised": r["final_normalised"],
+                "wall s": r["wall_s"],
+                "commit": str(p.get("git_commit") or "")[:10],
+                "dirty": p.get("git_dirty", ""),
+                "torch": pk.get("torch", ""),
+                "gymnasium": pk.get("gymnasium", ""),
+                "mujoco": pk.get("mujoco", ""),
+                "python": p.get("python", ""),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def report(profile: str, runs_root: Path, agg_root: Path, bench_root: Path, out_root: Path):
+    agg_dir = agg_root / profile
+    if not (agg_dir / "summary.json").exists():
+        raise ConfigError(f"{agg_dir}/summary.json missing: run `mbrl-bench aggregate` first")
+    if not (runs_root / profile).is_dir():
+        raise ConfigError(f"runs directory {runs_root / profile} does not exist")
+    summary = json.loads((agg_dir / "summary.json").read_text())
+    names = ("claims", "runs", "intervals", "improvement", "steps_to_threshold", "excluded")
+    t = {n: _read(agg_dir, n) for n in names}
+    fig_dir = out_root / profile / "figures"
+    manifest_path = fig_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+
+    budgets = pd.DataFrame(summary["budgets"])
+    if not budgets.empty:
+        budgets = budgets[["variant", "env", "total_steps", "eval_every", "eval_episodes"]]
+    budget_line = (
+        "; ".join(
+            f"{env}: {', '.join(sorted({fmt(s) for s in g['total_steps']}))} steps"
+            for env, g in budgets.groupby("env")
+        )
+        if not budgets.empty
+        else "no runs"
+    )
+    banner = f"{summary['label']} (profile {profile}) | budgets: {budget_line}"
+    counts = ", ".join(f"{k}: {v}" for k, v in summary["status_counts"].items())
+    claims = t["claims"][
+        [
+            "claim",
+            "statistic",
+            "estimate",
+            "ci_low",
+            "ci_high",
+            "region",
+            "n_seeds",
+            "verdict",
+            "note",
+            "source",
+        ]
+    ]
+    body = [
+        f'<div class="banner">{html.escape(banner)}</div>',
+        f"<h1>mbrl-bench report: {html.escape(profile)}</h1>",
+        f"<p><b>{html.escape(summary['label'])}</b>. Runs expected: "
+        f"{summary['runs_expected']}, found: {summary['runs_found']} ({html.escape(counts)}). "
+        f"Bootstrap: {summary['bootstrap_reps']} stratified replicates, seed "
+        f"{summary['bootstrap_seed']}, {int(summary['confidence'] * 100)}% percentile CIs."
+        "</p>",
+        "<h2>Claims</h2>",
+        f"<p><b>Verdict rule.</b> {html.escape(summary['verdict_rule'])}</p>",
+        table_html(claims, "verdict"),
+    ]
+    if not manifest:
+        body.append("<p class=skip>No figures: run `mbrl-bench figures` first.</p>")
+    for exp in summary["experiment_order"]:
+        spec = summary["experiments"][exp]
+        body += [
+            f"<h2>Experiment: {html.escape(exp)}</h2>",
+            f"<p>{html.escape(spec['description'])}. Environments: "
+            f"{html.escape(', '.join(spec['envs']))}; variants: "
+            f"{html.escape(', '.join(spec['variants']))}.</p>",
+            f"<p><b>Reading.</b> {reading(exp, t)}</p>",
+            _figures(fig_dir, manifest, exp),
+        ]
+    cost = compute_cost(bench_root / profile)
+    problems = t["runs"][t["runs"]["status"] != "ok"]
+    body += [
+        "<h2>Compute cost (Snakemake benchmark files)</h2>",
+        table_html(cost)
+        if not cost.empty
+        else f"<p>No benchmark files under {html.escape(str(bench_root / profile))}.</p>",
+        "<h2>Budgets</h2>",
+        table_html(budgets),
+        f"<h2>Failed, incomplete and missing runs ({len(problems)})</h2>",
+        table_html(problems[["variant", "env", "seed", "status", "experiments"]]),
+        "<h2>Left out of statistics</h2>",
+        table_html(t["excluded"]),
+        "<h2>Runs and provenance</h2>",
+        table_html(runs_with_provenance(runs_root, profile, t["runs"])),
+        f"<p><i>{html.escape(banner)}</i></p>",
+    ]
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>mbrl-bench {profile}</title>"
+        f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n"
+    )
+    out = out_root / profile / "index.html"
+    atomic_write_text(out, page)
+    return out

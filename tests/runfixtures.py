@@ -1,0 +1,124 @@
+"""FIXTURES, not results: synthetic run directories in the run-directory contract
+(shared/DESIGN.md "A run directory") with known returns and errors, so the aggregation,
+figure and report tests are fast, exact and need no training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.experiments import Job, all_jobs
+
+TOTAL, EVAL_EVERY = 10_000, 1_000
+STEPS = list(range(EVAL_EVERY, TOTAL + 1, EVAL_EVERY))
+
+
+def _csv(path: Path, header: str, rows: list[tuple]) -> None:
+    path.write_text("\n".join([header, *(",".join(map(str, r)) for r in rows)]) + "\n")
+
+
+def write_run(run_dir: Path, job: Job, profile: str, final: float, *, reach: float = 1.0,
+              local_error: float = 0.01, compounding: float = 1.0, status: str = "ok",
+              done: bool = True) -> None:  # fmt: skip
+    """A run whose mean eval return rises linearly to `final` at `reach` x TOTAL steps."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    hp = {"total_steps": TOTAL, "eval_every": EVAL_EVERY, "eval_episodes": 2}
+    if job.algo == "dyna_q":
+        hp["horizon"] = dict(job.overrides).get("horizon", 3)
+    if "rollout_schedule" in dict(job.overrides):
+        hp["rollout_schedule"] = list(dict(job.overrides)["rollout_schedule"])
+    if job.algo == "pmac":
+        hp["pmac"] = {"alpha": dict(job.overrides).get("pmac.alpha", 0.9)}
+    config = {
+        "algo": job.algo,
+        "variant": job.variant,
+        "env": job.env,
+        "seed": job.seed,
+        "profile": profile,
+        "profile_label": f"FIXTURE {profile}",
+        "hyperparameters": hp,
+    }
+    (run_dir / "config.json").write_text(json.dumps(config))
+    prov = {
+        "git_commit": "f1x7ure0000",
+        "git_dirty": True,
+        "python": "3.11.7",
+        "packages": {"torch": "2.13.0+cpu", "gymnasium": "1.4.0", "mujoco": "4.0.0"},
+    }
+    (run_dir / "provenance.json").write_text(json.dumps(prov))
+    curve = [final * min(1.0, s / (reach * TOTAL)) for s in STEPS]
+    _csv(
+        run_dir / "eval.csv",
+        "step,episode,return,length",
+        [
+            (s, e, r + (0.5 if e else -0.5), 100)
+            for s, r in zip(STEPS, curve, strict=True)
+            for e in (0, 1)
+        ],
+    )
+    _csv(
+        run_dir / "model.csv",
+        "step,split,error",
+        [
+            (s, sp, local_error * (1 if sp == "local" else 0.1))
+            for s in STEPS
+            for sp in ("local", "global")
+        ],
+    )
+    _csv(
+        run_dir / "compounding.csv",
+        "step,horizon,error",
+        [(s, h, compounding * h) for s in STEPS for h in (1, 2, 3)],
+    )
+    _csv(
+        run_dir / "coadaptation.csv",
+        "step,horizon,model_return,real_return",
+        [(s, h, 1.0 * h, 0.8 * h) for s in STEPS for h in (1, 2, 3)],
+    )
+    _csv(
+        run_dir / "visitation.csv",
+        "step,source,q_quantile,q_value",
+        [
+            (s, src, q, q + k)
+            for s in STEPS
+            for k, src in enumerate(("policy", "mixture"))
+            for q in (0.05, 0.5, 0.95)
+        ],
+    )
+    _csv(run_dir / "train.csv", "step,wall_s,rollout_length", [(s, 0.1, 2.5) for s in STEPS])
+    if done:
+        summary = {
+            "status": status,
+            "final_return": curve[-1],
+            "auc": sum(curve) / len(curve),
+            "env_steps": TOTAL,
+            "wall_s": 12.5,
+        }
+        (run_dir / "done.json").write_text(json.dumps(summary))  # fmt: skip
+
+
+# Mean final return per variant (seed adds +seed): PMAC clearly above MBPO, PETS tied
+# with PMAC, Dyna-Q above 195, DQN far above seed 001's "about 150".
+FINAL = {"pmac": 100.0, "mbpo": 60.0, "pets": 101.0, "sac": 80.0, "dyna_q": 200.0,
+         "dqn": 300.0, "pmac_model_only": 90.0, "pmac_rollout_only": 61.0}  # fmt: skip
+
+
+def build(runs_root: Path, profile: str, *, skip=(), failed=(), incomplete=()) -> list[Job]:
+    """Write a run for every job of the profile except `skip` keys (variant, env, seed)."""
+    jobs = all_jobs(profile)
+    for job in jobs:
+        key = (job.variant, job.env, job.seed)
+        if key in skip:
+            continue
+        base = FINAL.get(job.variant, 70.0)
+        pets_seed = (1.5, -1.5, 0.0, 3.0, -3.0)[job.seed % 5]  # interleaves PMAC's seeds
+        final = base + (pets_seed if job.variant == "pets" else job.seed)
+        write_run(
+            job.run_dir(runs_root, profile), job, profile, final,
+            reach=0.4 if job.variant == "pmac" else 1.0,
+            local_error=0.01 if job.variant == "pmac" else 0.05,
+            compounding=2.0 if job.variant == "pmac" else 1.0,  # PMAC worse: a clear loss
+            status="failed: non-finite loss" if key in failed else "ok",
+            done=key not in incomplete,
+        )  # fmt: skip
+    return jobs

@@ -1,0 +1,168 @@
+"""Statistics and aggregation: our estimates are rliable's, reruns are byte-identical,
+verdicts follow the stated rule, and failed or missing runs are listed, never dropped."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from rliable import library as rly
+from rliable import metrics
+from runfixtures import build
+
+from harness import stats
+from harness.aggregate import aggregate
+from harness.cli import main
+from harness.stats import Estimate, Region
+
+REPS = 200
+
+
+@pytest.fixture
+def scores():
+    return np.random.default_rng(1).normal(size=(5, 3))
+
+
+def _rliable(data, func, reps=REPS):
+    np.random.seed(stats.SEED)
+    point, ci = rly.get_interval_estimates({"k": data}, func, reps=reps)
+    return point["k"], ci["k"]
+
+
+def test_aggregate_intervals_equal_rliables(scores):
+    np.random.seed(123)  # whatever ran before must not matter
+    ours = stats.aggregates(scores, REPS)
+    for name, f in stats.AGGREGATES.items():
+        point, ci = _rliable(scores, lambda x, f=f: np.array([f(x)]))
+        assert ours[name] == Estimate(float(point[0]), float(ci[0, 0]), float(ci[1, 0]))
+    assert ours["iqm"].low < ours["iqm"].value < ours["iqm"].high  # a real interval
+
+
+def test_improvement_and_iqm_curve_equal_rliables(scores):
+    y = scores[:4] - 0.3
+    point, ci = _rliable(
+        [scores, y], lambda a, b: np.array([metrics.probability_of_improvement(a, b)])
+    )
+    assert stats.improvement(scores, y, REPS) == Estimate(point[0], ci[0, 0], ci[1, 0])
+    curves = np.random.default_rng(2).normal(size=(5, 2, 4))
+    per_frame = lambda x: np.array([metrics.aggregate_iqm(x[..., k]) for k in range(x.shape[-1])])  # noqa: E731
+    point, ci = _rliable(curves, per_frame)
+    ours_point, ours_ci = stats.iqm_curve(curves, REPS)
+    np.testing.assert_allclose(ours_point, point, rtol=1e-12)
+    np.testing.assert_allclose(ours_ci, ci, rtol=1e-12)
+
+
+def test_hand_checked_statistics():
+    # rliable's own hand-checkable cases: IQM of 1..4 per task pair, P(improvement) 1/3
+    assert metrics.aggregate_iqm(np.array([[1.0], [2.0], [3.0], [4.0]])) == 2.5
+    x, y = np.array([[1.0], [2.0], [3.0]]), np.array([[2.5]] * 3)
+    assert stats.improvement(x, y, 50).value == pytest.approx(1 / 3)
+    steps = np.array([1, 2, 3, 4])
+    slow = np.array([0.0, 1.0, 2.0, 3.0]).reshape(1, 1, 4)  # reaches its final 3 at step 4
+    fast = np.array([1.0, 3.0, 3.0, 3.0]).reshape(1, 1, 4)  # reaches 3 at step 2
+    assert stats.speedup(steps, fast, slow) == 2.0
+    assert stats.speedup(steps, slow * 0.5, slow) == 0.0  # never reaches: 0
+
+
+@pytest.mark.parametrize(
+    ("x_shift", "expected"),
+    [(10.0, stats.SUPPORTED), (-10.0, stats.CONTRADICTED), (0.0, stats.INCONCLUSIVE)],
+    ids=["clear win", "clear loss", "overlap"],
+)
+def test_verdicts_on_synthetic_data(x_shift, expected):
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(5, 2))
+    x = rng.normal(size=(5, 2)) + x_shift
+    est = stats.improvement(x, y, 500)
+    assert stats.verdict(est, Region(0.5, 1.0), 5, smoke=False) == expected
+    assert stats.verdict(est, Region(0.5, 1.0), 5, smoke=True) == stats.INCONCLUSIVE
+    assert stats.verdict(est, Region(0.5, 1.0), 2, smoke=False) == stats.INCONCLUSIVE
+
+
+def test_verdict_rule_boundaries():
+    band = Region(125.0, 175.0)
+    assert stats.verdict(Estimate(150, 140, 160), band, 20, False) == stats.SUPPORTED
+    assert stats.verdict(Estimate(300, 290, 310), band, 20, False) == stats.CONTRADICTED
+    assert stats.verdict(Estimate(170, 160, 180), band, 20, False) == stats.INCONCLUSIVE
+    assert stats.verdict(None, band, 20, False) == stats.INCONCLUSIVE
+    assert stats.combine([stats.SUPPORTED, stats.SUPPORTED]) == stats.SUPPORTED
+    assert stats.combine([stats.SUPPORTED, stats.INCONCLUSIVE]) == stats.INCONCLUSIVE
+    assert stats.combine([stats.SUPPORTED, stats.CONTRADICTED]) == stats.CONTRADICTED
+
+
+def _files(d):
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+
+
+def test_aggregation_is_byte_identical_and_lists_failed_and_missing(tmp_path):
+    jobs = build(tmp_path / "runs", "smoke", skip={("mbpo", "inverted_pendulum", 1)},
+                 failed={("pmac", "inverted_pendulum", 1)})  # fmt: skip
+    out = aggregate("smoke", tmp_path / "runs", tmp_path / "agg", reps=50)
+    first = _files(out)
+    np.random.seed(99)  # global state must not leak into the estimates
+    aggregate("smoke", tmp_path / "runs", tmp_path / "agg", reps=50)
+    assert _files(out) == first
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == len(jobs)
+    status = {(r.variant, r.seed): r.status for r in runs.itertuples()}
+    assert status[("mbpo", 1)] == "missing"
+    assert status[("pmac", 1)] == "failed: non-finite loss"
+    problems = pd.read_csv(out / "problems.csv")
+    assert {("mbpo", 1), ("pmac", 1)} <= set(zip(problems.variant, problems.seed, strict=True))
+    excluded = pd.read_csv(out / "excluded.csv")
+    assert ((excluded.variant == "pmac") & (excluded.seed == 1)).any()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status_counts"] == {"failed": 1, "missing": 1, "ok": len(jobs) - 2}
+    claims = pd.read_csv(out / "claims.csv")
+    assert (claims.verdict == stats.INCONCLUSIVE).all()  # smoke: never conclusive
+    # P(pmac > mbpo) uses the ok seeds only: 1 pmac run (seed 0) vs 1 mbpo run (seed 0)
+    imp = pd.read_csv(out / "improvement.csv")
+    row = imp[(imp.experiment == "main") & (imp.y == "mbpo")].iloc[0]
+    assert (row.n_x, row.n_y, row.estimate) == (1, 1, 1.0)
+
+
+def test_claims_verdicts_from_runs(tmp_path):
+    """Quick profile fixture: PMAC clearly beats MBPO (supported), ties PETS (inconclusive),
+    has the larger compounding error (contradicted); DQN is far from 150 (contradicted)."""
+    build(tmp_path / "runs", "quick")
+    out = aggregate("quick", tmp_path / "runs", tmp_path / "agg", reps=200)
+    claims = pd.read_csv(out / "claims.csv").set_index("claim")
+    verdict = claims["verdict"]
+    assert verdict["PMAC: better asymptotic performance than MBPO"] == stats.SUPPORTED
+    assert verdict["PMAC: better asymptotic performance than PETS"] == stats.INCONCLUSIVE
+    assert verdict["PMAC: lower local one-step model error than MBPO"] == stats.SUPPORTED
+    assert verdict["PMAC: lower compounding error than MBPO"] == stats.CONTRADICTED
+    assert verdict["Model-free Q-learning plateaus around 150 at 5K transitions"] == (
+        stats.CONTRADICTED
+    )
+    dyna = claims.loc["Dyna-Q reaches a return >= 195 on CartPole at 5K real transitions"]
+    assert dyna.verdict == stats.SUPPORTED and dyna.n_seeds == "20"
+    assert dyna.estimate == pytest.approx(200 + np.mean(range(20)))
+    # PMAC reaches MBPO's final IQM at about 0.4 x its budget: ratio > 1.8 on every env
+    speed = claims[claims.index.str.startswith("PMAC: almost 2x")]
+    assert len(speed) == 2 and (speed.verdict == stats.SUPPORTED).all()
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    assert main(["aggregate", "--profile", "nope", "--runs", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown profile 'nope'" in err
+    out = tmp_path / "agg"
+    assert main(["aggregate", "--profile", "smoke", "--runs", str(tmp_path / "x"),
+                 "--out", str(out)]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not exist" in err
+    assert not out.exists()
+
+
+def test_vectorised_curve_and_profile_equal_rliables_functions():
+    rng = np.random.default_rng(3)
+    for runs, tasks in [(1, 1), (3, 2), (5, 6), (20, 1), (7, 3)]:
+        curves = rng.normal(size=(runs, tasks, 5)) * 1000
+        per_step = [metrics.aggregate_iqm(curves[..., k]) for k in range(5)]
+        assert stats.iqm_per_step(curves).tolist() == per_step  # bit for bit
+    taus = np.linspace(-2, 2, 9)
+    point, ci = stats.performance_profile(curves[..., 0], taus, REPS)
+    np.random.seed(stats.SEED)
+    ref, ref_ci = rly.create_performance_profile({"k": curves[..., 0]}, taus, reps=REPS)
+    assert point.tolist() == ref["k"].tolist() and np.array_equal(ci, ref_ci["k"])

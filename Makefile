@@ -1,7 +1,6 @@
 # Two commands a newcomer needs: `make reproduce` and `make test` (both install first).
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
-THREADS ?= 2
 
 .PHONY: install reproduce test learn-check bench lint clean
 

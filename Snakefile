@@ -33,12 +33,13 @@ JOBS = {(j.variant, j.env, str(j.seed)): j for j in all_jobs(config)}
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
-        done_files(),
+        f"reports/{PROFILE}/index.html",
 
 
 rule runs:

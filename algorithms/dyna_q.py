@@ -2,10 +2,11 @@
 neural model): `algorithms.dqn`'s Q-learner plus a dynamics model and imagined transitions.
 
 Per real step after warm-up (recipe steps 2-4): at the end of warm-up and then every
-`model_train_freq` steps the model is refit on all real transitions; then K = `rollouts` imagined rollouts of horizon H are
-rolled from start states drawn uniformly from the real buffer, with the agent's current
-eps-greedy policy (the recipe's a_t = pi(s_t)), and every imagined transition goes into
-the Q-buffer next to the real ones; then the one Q update of the real step. The K
+`model_train_freq` steps the model is refit on all real transitions; then K = `rollouts`
+imagined rollouts of horizon H are rolled from start states drawn uniformly from the real
+buffer, with the agent's current eps-greedy policy (the recipe's a_t = pi(s_t)), and every
+imagined transition goes into the Q-buffer next to the real ones; then the one Q update of
+the real step. The K
 rollouts are one batched tensor operation per horizon step.
 
 The model is `algorithms.ensemble.ProbabilisticEnsemble` (Gaussian NLL on [reward, next
@@ -96,8 +97,9 @@ class DynaQConfig(DQNConfig):
         # The model is first fit at the end of warm-up on the warm-up transitions; its
         # holdout (20%) and training split must both be non-empty.
         if self.warmup_steps < 10:
-            raise ValueError(f"dyna_q needs warmup_steps >= 10 to fit the model, got "
-                             f"{self.warmup_steps}")  # fmt: skip
+            raise ValueError(
+                f"dyna_q needs warmup_steps >= 10 to fit the model, got {self.warmup_steps}"
+            )
 
 
 def adaptive_config() -> DynaQConfig:
@@ -209,8 +211,11 @@ class DynaState(State):
     fit: dict[str, float] = field(default_factory=dict)  # last model fit
     threshold: float = float("nan")  # adaptive: current disagreement threshold
     wall: dict[str, float] = field(
-        default_factory=lambda: {"model_train_wall_s": 0.0, "rollout_wall_s": 0.0,
-                                 "diagnostics_wall_s": 0.0}  # fmt: skip
+        default_factory=lambda: {
+            "model_train_wall_s": 0.0,
+            "rollout_wall_s": 0.0,
+            "diagnostics_wall_s": 0.0,
+        }
     )
 
 

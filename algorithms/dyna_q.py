@@ -234,10 +234,11 @@ def train(
     """Train one Dyna-Q run (fixed or adaptive horizon); returns the done.json summary."""
     check_discrete(spec, "dyna_q")
     state = fresh_state(cfg, spec, device)
-    model, gen = state.model, gens.torch
-    assert model is not None
+    gen = gens.torch
 
     def plan(t: int, eps: float) -> dict[str, float]:
+        model = state.model  # read through the state (checkpoint/resume may replace it)
+        assert model is not None
         t0 = time.perf_counter()
         if (t - cfg.warmup_steps) % cfg.model_train_freq == 0:
             state.fit = {k: float(v) for k, v in model.fit(state.real, gen).items()}

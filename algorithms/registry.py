@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from algorithms import mbpo, sac
+from algorithms import dqn, dyna_q, mbpo, sac
 from algorithms.pmac import PMACConfig
 
 
@@ -36,5 +36,12 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("pmac_rollout_only", "mbpo", "PMAC ablation (C.1): mixture for rollouts only",
                   lambda: mbpo.MBPOConfig(pmac=PMACConfig(for_model=False)), mbpo.train,
                   has_model=True),
+        Algorithm("dqn", "dqn", "DQN: model-free Q-learning on real transitions (CartPole study)",
+                  dqn.DQNConfig, dqn.train, has_model=False),
+        Algorithm("dyna_q", "dqn", "Dyna-Q: DQN + MLP dynamics model, K=25 rollouts of H=3",
+                  dyna_q.DynaQConfig, dyna_q.train, has_model=True),
+        Algorithm("dyna_q_adaptive", "dqn",
+                  "Dyna-Q with a per-rollout horizon (<= 5) cut by 3-model disagreement",
+                  dyna_q.adaptive_config, dyna_q.train, has_model=True),
     )
 }  # fmt: skip

@@ -159,6 +159,8 @@ def _resolve_run(algo_name: str, env_name: str, profile_name: str, overrides: di
         raise ConfigError(str(exc)) from exc
     if spec.discrete and algo.family in ("sac", "mbpo"):
         raise ConfigError(f"{algo_name} needs continuous actions; {env_name} is discrete")
+    if not spec.discrete and algo.family == "dqn":
+        raise ConfigError(f"{algo_name} needs discrete actions; {env_name} is continuous")
     return algo, spec, profile, resolve(algo, spec, profile, overrides)
 
 

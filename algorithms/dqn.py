@@ -38,7 +38,15 @@ from torch.nn import functional as F
 
 from algorithms.buffer import Batch, ReplayBuffer
 from algorithms.envs import EnvSpec, make_env
-from algorithms.loop import Episode, LoopConfig, Recorder, online_loop
+from algorithms.loop import (
+    Checkpointer,
+    Episode,
+    LoopConfig,
+    LoopState,
+    Recorder,
+    online_loop,
+    resume,
+)
 from algorithms.nets import EnsembleMLP
 from algorithms.sac import UpdateStats
 from algorithms.seeding import Generators
@@ -203,6 +211,8 @@ def run(
     plan: Callable[[int, float], dict[str, float]] | None = None,
     row_extra: Callable[[], dict[str, float]] | None = None,
     diagnose: Callable[[int, list[Episode]], None] | None = None,
+    loop: LoopState | None = None,
+    ckpt: Checkpointer | None = None,
 ) -> dict[str, Any]:
     """The Q-learning loop both agents share (`algorithms.loop.online_loop`): store every
     real transition; after warm-up, `plan(t, eps)` (Dyna-Q's model fits and imagined
@@ -238,7 +248,10 @@ def run(
             rec.train({"step": t, "q_updates": agent.updates, "epsilon": eps, **means, **extra})
             state.stats.clear()
 
-    summary = online_loop(cfg, env, eval_env, gens.seed, policy, store, learn, rec, diagnose)
+    summary = online_loop(
+        cfg, env, eval_env, gens.seed, policy, store, learn, rec, diagnose,
+        loop=loop, ckpt=ckpt, gens=gens, state=state,
+    )  # fmt: skip
     final = summary["final_return"]
     return {
         **summary,
@@ -249,8 +262,14 @@ def run(
 
 
 def train(
-    cfg: DQNConfig, spec: EnvSpec, gens: Generators, device: torch.device, rec: Recorder
+    cfg: DQNConfig,
+    spec: EnvSpec,
+    gens: Generators,
+    device: torch.device,
+    rec: Recorder,
+    ckpt: Checkpointer | None = None,
 ) -> dict[str, Any]:
     """Train the model-free DQN baseline; returns the summary written to done.json."""
     check_discrete(spec, "dqn")
-    return run(cfg, spec, gens, rec, fresh_state(cfg, spec, device))
+    state, loop = resume(ckpt, gens, lambda: fresh_state(cfg, spec, device))
+    return run(cfg, spec, gens, rec, state, loop=loop, ckpt=ckpt)

@@ -45,7 +45,7 @@ from algorithms.buffer import ReplayBuffer
 from algorithms.dqn import DQNConfig, QAgent, State, check_discrete, run
 from algorithms.ensemble import EnsembleConfig, ProbabilisticEnsemble
 from algorithms.envs import EnvSpec, TerminationFn
-from algorithms.loop import Episode, Recorder
+from algorithms.loop import Checkpointer, Episode, Recorder, resume
 from algorithms.seeding import Generators
 
 IMAGINED = 1  # `segment` of imagined transitions in the Q-buffer (real ones are 0)
@@ -229,11 +229,16 @@ def fresh_state(cfg: DynaQConfig, spec: EnvSpec, device: torch.device) -> DynaSt
 
 
 def train(
-    cfg: DynaQConfig, spec: EnvSpec, gens: Generators, device: torch.device, rec: Recorder
+    cfg: DynaQConfig,
+    spec: EnvSpec,
+    gens: Generators,
+    device: torch.device,
+    rec: Recorder,
+    ckpt: Checkpointer | None = None,
 ) -> dict[str, Any]:
     """Train one Dyna-Q run (fixed or adaptive horizon); returns the done.json summary."""
     check_discrete(spec, "dyna_q")
-    state = fresh_state(cfg, spec, device)
+    state, loop = resume(ckpt, gens, lambda: fresh_state(cfg, spec, device))
     gen = gens.torch
 
     def plan(t: int, eps: float) -> dict[str, float]:
@@ -273,7 +278,7 @@ def train(
             rec.table(name, rows)
         state.wall["diagnostics_wall_s"] += time.perf_counter() - start
 
-    summary = run(cfg, spec, gens, rec, state, plan, row_extra, diagnose)
+    summary = run(cfg, spec, gens, rec, state, plan, row_extra, diagnose, loop=loop, ckpt=ckpt)
     return {**summary, "diagnostics_wall_s": state.wall["diagnostics_wall_s"]}
 
 

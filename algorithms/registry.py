@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from algorithms import mbpo, sac
+from algorithms import mbpo, pets, sac
 from algorithms.pmac import PMACConfig
 
 
@@ -19,6 +19,8 @@ class Algorithm:
     default_config: Callable[[], Any]  # -> frozen config dataclass with the paper defaults
     train: Callable[..., dict[str, float]]
     has_model: bool
+    # Checks that need the environment (cfg, spec) -> None, raising ValueError.
+    validate: Callable[[Any, Any], None] | None = None
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -36,5 +38,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("pmac_rollout_only", "mbpo", "PMAC ablation (C.1): mixture for rollouts only",
                   lambda: mbpo.MBPOConfig(pmac=PMACConfig(for_model=False)), mbpo.train,
                   has_model=True),
+        Algorithm("pets", "pets", "PETS: CEM planning over a probabilistic ensemble (TS-inf)",
+                  pets.PETSConfig, pets.train, has_model=True, validate=pets.validate),
     )
 }  # fmt: skip

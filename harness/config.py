@@ -1,7 +1,9 @@
 """Resolve one run's configuration, in increasing precedence:
 
 1. the algorithm's config dataclass defaults (the papers' values, with sources),
-2. config/hyperparameters.yaml: the environment's `shared` block, then its family block,
+2. config/hyperparameters.yaml: the environment's `shared` block (a dotted key whose group,
+   e.g. `sac`, the algorithm's config lacks is skipped: PETS has no SAC), then its family
+   block,
 3. the profile (config/<profile>.yaml `train:`): `all`, the family block, then the
    environment's blocks under `env:`,
 4. `--set key=value` on the command line.
@@ -87,6 +89,8 @@ def resolve(
     tree = dataclasses.asdict(base)
     for source, layer in [*layers(algo, spec, profile), ("--set", overrides)]:
         for key, value in layer.items():
+            if source.endswith(".shared") and "." in key and key.split(".")[0] not in tree:
+                continue  # a shared group key (e.g. sac.*) only for algorithms with that group
             _assign(tree, key, value, algo.name, source)
     return build(type(base), tree, prefix="")
 

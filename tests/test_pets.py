@@ -236,3 +236,23 @@ def test_cli_smoke_run_is_complete_and_deterministic(run_cli, tmp_path):
     assert config["eval_episodes"] == 1 and config["propagation"] == "ts_inf"
     for f in files:
         assert _csv_without_wall(runs[0] / f) == _csv_without_wall(runs[1] / f), f
+
+
+def test_diagnostic_particles_keep_their_member_under_ts_inf():
+    """compounding.csv / coadaptation.csv step the model like PETS's particles: under TS-inf
+    row i is always member i % E (its mean + noise from the generator)."""
+    from algorithms.pets import _ParticleStep
+
+    torch.manual_seed(0)
+    model = ProbabilisticEnsemble(3, 1, _pets_model(), "cpu")
+    st = type("St", (), {"model": model, "propagator": type("P", (), {"reward_fn": None})})
+    step = _ParticleStep(st, "ts_inf")
+    obs, act = torch.randn(7, 3), torch.randn(7, 1)
+    nxt, rew = step.sample_step(obs, act, torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        mean, logvar = model(model.normalise(torch.cat([obs, act], -1)).expand(5, -1, -1))
+    rows = torch.arange(7)
+    noise = torch.randn(7, 4, generator=torch.Generator().manual_seed(2))
+    out = mean[rows % 5, rows] + noise * (0.5 * logvar[rows % 5, rows]).exp()
+    torch.testing.assert_close(nxt, obs + out[:, 1:])
+    torch.testing.assert_close(rew, out[:, 0])

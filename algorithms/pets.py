@@ -323,6 +323,9 @@ def train(
     validate(cfg, spec)
     freq = cfg.model_train_freq or spec.max_episode_steps
     rec.log(f"pets: model trained every {freq} env steps, after {cfg.warmup_steps} random")
+    reduced = _reduced_budget(cfg)
+    if reduced:
+        rec.log(f"pets: planning budget below the paper's: {reduced}")
     env = make_env(spec, gens.seed)
     eval_env = make_env(spec, gens.seed + 10_000)
     st = _fresh_state(cfg, spec, Actions.of(env, spec), device)
@@ -368,6 +371,16 @@ def train(
     summary = online_loop(cfg, env, eval_env, gens.seed, policy, store, learn, rec, diagnose)
     flush()
     return summary
+
+
+def _reduced_budget(cfg: PETSConfig) -> str:
+    """The planning settings below handful-of-trials' (smoke/quick profiles), for the notes."""
+    paper, cem = PETSConfig(), CEMConfig()
+    pairs = [("particles", cfg.particles, paper.particles)] + [
+        (f"cem.{k}", getattr(cfg.cem, k), getattr(cem, k))
+        for k in ("population", "elites", "iterations")
+    ]
+    return ", ".join(f"{k} {v} (paper {p})" for k, v, p in pairs if v < p)
 
 
 def _train_model(st: PETSState, gen: torch.Generator) -> dict[str, float]:

@@ -160,4 +160,3 @@ def test_bench_pets_action_halfcheetah(benchmark):
     plan_action(st, st.planner, obs, gen)  # warm-up (allocator, oneDNN kernels)
     benchmark.pedantic(plan_action, args=(st, st.planner, obs, gen), rounds=3, iterations=1)
     benchmark.extra_info["threads"] = torch.get_num_threads()
-    print(f"\nPETS halfcheetah: {1e3 * benchmark.stats.stats.mean:.0f} ms per planned action")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from algorithms import dqn, dyna_q, mbpo, sac
+from algorithms import dqn, dyna_q, mbpo, pets, sac
 from algorithms.pmac import PMACConfig
 
 
@@ -19,6 +19,8 @@ class Algorithm:
     default_config: Callable[[], Any]  # -> frozen config dataclass with the paper defaults
     train: Callable[..., dict[str, float]]
     has_model: bool
+    # Checks that need the environment (cfg, spec) -> None, raising ValueError.
+    validate: Callable[[Any, Any], None] | None = None
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -43,5 +45,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("dyna_q_adaptive", "dqn",
                   "Dyna-Q with a per-rollout horizon (<= 5) cut by 3-model disagreement",
                   dyna_q.adaptive_config, dyna_q.train, has_model=True),
+        Algorithm("pets", "pets", "PETS: CEM planning over a probabilistic ensemble (TS-inf)",
+                  pets.PETSConfig, pets.train, has_model=True, validate=pets.validate),
     )
 }  # fmt: skip

@@ -161,7 +161,13 @@ def _resolve_run(algo_name: str, env_name: str, profile_name: str, overrides: di
         raise ConfigError(f"{algo_name} needs continuous actions; {env_name} is discrete")
     if not spec.discrete and algo.family == "dqn":
         raise ConfigError(f"{algo_name} needs discrete actions; {env_name} is continuous")
-    return algo, spec, profile, resolve(algo, spec, profile, overrides)
+    cfg = resolve(algo, spec, profile, overrides)
+    if algo.validate is not None:
+        try:
+            algo.validate(cfg, spec)
+        except ValueError as exc:
+            raise ConfigError(f"invalid config: {exc}") from exc
+    return algo, spec, profile, cfg
 
 
 def _check_resumable(out: Path, config: dict) -> None:

@@ -1,7 +1,9 @@
 """Resolve one run's configuration, in increasing precedence:
 
 1. the algorithm's config dataclass defaults (the papers' values, with sources),
-2. config/hyperparameters.yaml: the environment's `shared` block, then its family block,
+2. config/hyperparameters.yaml: the environment's `shared` block (a dotted key whose group,
+   e.g. `sac`, the algorithm's config lacks is skipped: PETS has no SAC), then its family
+   block,
 3. the profile (config/<profile>.yaml `train:`): `all`, the family block, then the
    environment's blocks under `env:`,
 4. `--set key=value` on the command line.
@@ -22,7 +24,7 @@ import jsonschema
 import yaml
 
 from algorithms.envs import EnvSpec
-from algorithms.registry import Algorithm
+from algorithms.registry import ALGORITHMS, Algorithm
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
@@ -102,8 +104,21 @@ def resolve(
     tree = dataclasses.asdict(base)
     for source, layer in [*layers(algo, spec, profile), ("--set", overrides)]:
         for key, value in layer.items():
+            group = key.split(".")[0]
+            if source.endswith(".shared") and "." in key and group not in tree:
+                if group in _known_groups():
+                    continue  # a shared group key (e.g. sac.*) only for algorithms with it
             _assign(tree, key, value, algo.name, source)
     return build(type(base), tree, prefix="")
+
+
+def _known_groups() -> set[str]:
+    """Config groups (nested dataclasses) of any registered algorithm: a shared key of an
+    unknown group is a typo and is reported, not skipped."""
+    return {
+        k for a in ALGORITHMS.values() for k, v in dataclasses.asdict(a.default_config()).items()
+        if isinstance(v, dict)
+    }  # fmt: skip
 
 
 def _assign(tree: dict, key: str, value: Any, algo: str, source: str) -> None:

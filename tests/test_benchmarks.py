@@ -140,3 +140,23 @@ def test_bench_mbpo_hopper_env_steps_per_second(benchmark):
     rate = clock.steps / (clock.t_end - clock.t_start)
     benchmark.extra_info["env_steps_per_s_after_warmup"] = rate
     print(f"\nMBPO hopper: {rate:.2f} env steps/s after warm-up")
+
+
+@pytest.mark.benchmark(group="pets-action")
+def test_bench_pets_action_halfcheetah(benchmark):
+    """One planned PETS action at the paper settings on HalfCheetah (CEM 500 x 5 rounds,
+    horizon 30, 20 particles, TS-inf over 5 members of 4x200): 150 batched forwards of
+    [5, 2000, 24] through the ensemble, ~400 GFLOP. Users of handful-of-trials report 3-4 s
+    per action on CartPole (GPU-less)."""
+    from algorithms.envs import make_env
+    from algorithms.pets import Actions, PETSConfig, _fresh_state, plan_action
+
+    torch.manual_seed(0)
+    spec = resolve_env("halfcheetah")
+    env = make_env(spec, 0)
+    st = _fresh_state(PETSConfig(), spec, Actions.of(env, spec), torch.device("cpu"))
+    obs, _ = env.reset()
+    gen = torch.Generator().manual_seed(0)
+    plan_action(st, st.planner, obs, gen)  # warm-up (allocator, oneDNN kernels)
+    benchmark.pedantic(plan_action, args=(st, st.planner, obs, gen), rounds=3, iterations=1)
+    benchmark.extra_info["threads"] = torch.get_num_threads()

@@ -18,6 +18,7 @@ RUNS = {  # algorithm -> its arguments; checkpoints a few times within the smoke
     "pmac": [*COMMON, "--algo", "pmac", "--env", "inverted_pendulum", "--checkpoint-every", "300"],
     "dyna_q_adaptive": [*COMMON, "--algo", "dyna_q_adaptive", "--env", "cartpole",
                         "--checkpoint-every", "1500"],
+    "pets": [*COMMON, "--algo", "pets", "--env", "inverted_pendulum", "--checkpoint-every", "300"],
 }  # fmt: skip
 ARGS = RUNS["pmac"]
 FILES = ("eval.csv", "train.csv", "model.csv", "compounding.csv", "coadaptation.csv",
@@ -52,8 +53,8 @@ def _kill_after_checkpoint(out: Path, nth: int, delay: float, args: list[str] = 
 
 @pytest.mark.parametrize(
     "algo, kills",
-    [("pmac", [(1, 0.0), (2, 2.0)]), ("dyna_q_adaptive", [(1, 1.0)])],
-    ids=["pmac-killed-twice", "dyna_q_adaptive-killed-once"],
+    [("pmac", [(1, 0.0), (2, 2.0)]), ("dyna_q_adaptive", [(1, 1.0)]), ("pets", [(1, 0.5)])],
+    ids=["pmac-killed-twice", "dyna_q_adaptive-killed-once", "pets-killed-once"],
 )
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, run_cli, algo, kills):
     args = RUNS[algo]

@@ -3,6 +3,8 @@ answer is known (fixtures written below, not training runs), and the statistics 
 the verdicts on hand-checkable inputs."""
 
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from harness.check import (
     compare_statistical,
 )
 from harness.cli import main
+from harness.experiments import experiment_jobs
 
 MACHINE = {
     "cpu": "Test CPU",
@@ -397,3 +400,40 @@ def test_save_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys):
         assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
         assert not (tmp_path / "bl").exists()
     assert [p.name for p in notbase.iterdir()] == ["keep.txt"]
+
+
+# ---------------------------------------------------------------- the Snakemake rules
+
+
+def test_regress_rules_train_the_regress_experiment_then_check(tmp_path):
+    """Dry run of workflow/rules/regress.smk under a minimal Snakefile that defines PROFILE
+    as the pipeline's does: one candidate job per (variant, env, seed) of the profile's
+    `regress` experiment, each a `mbrl-bench train` into results/candidate/, then one
+    `mbrl-bench check` against results/baselines/smoke/."""
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "Snakefile").write_text(
+        f'PROFILE = config["profile"]\n\ninclude: "{repo}/workflow/rules/regress.smk"\n'
+    )
+    (tmp_path / "results/baselines/smoke").mkdir(parents=True)
+    (tmp_path / "results/baselines/smoke/provenance.json").write_text("{}")
+    exe = Path(sys.executable).with_name("snakemake")
+    proc = subprocess.run(
+        [str(exe), "regress_check", "-n", "-p", "--cores", "1",
+         "--configfile", str(repo / "config/smoke.yaml")],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    jobs = experiment_jobs("smoke")["regress"]
+    assert len(jobs) >= 10
+    train = [ln for ln in proc.stdout.splitlines() if "mbrl-bench train" in ln]
+    assert len(train) == len(jobs)
+    j = jobs[-1]
+    assert (
+        f"mbrl-bench train --algo {j.algo} --env {j.env} --seed {j.seed} --profile smoke "
+        f"--variant {j.variant}"
+    ) in proc.stdout
+    assert f"--out results/candidate/smoke/{j.variant}/{j.env}/seed{j.seed}" in proc.stdout
+    assert (
+        "mbrl-bench check --baseline results/baselines/smoke --candidate results/candidate/smoke"
+        " --markdown reports/regress/smoke/check.md --junit reports/regress/smoke/check.xml"
+    ) in proc.stdout

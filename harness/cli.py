@@ -117,9 +117,9 @@ def _add_gate_parsers(sub) -> None:
     chk.add_argument(
         "--tolerance",
         type=float,
-        default=0.25,
+        default=0.5,
         help="relative drop the check must be able to detect, else the verdict "
-        "is underpowered (default 0.25: 25%% of the baseline IQM)",
+        "is underpowered (default 0.5: half the baseline IQM)",
     )
     chk.add_argument(
         "--rename",

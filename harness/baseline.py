@@ -97,7 +97,8 @@ def run_record(run: Run) -> dict[str, Any]:
     return record
 
 
-def _distinct(items: list[Any]) -> list[Any]:
+def distinct(items: list[Any]) -> list[Any]:
+    """The items without repeats, in first-seen order (works for unhashable items)."""
     out: list[Any] = []
     for item in items:
         if item not in out:
@@ -167,7 +168,7 @@ def save(runs_root: Path, out: Path, command: list[str]) -> tuple[Path, int]:
         "saved_by": {**provenance.git_state(), "command": command},
         "run_git_commits": sorted({str(p.get("git_commit")) for p in provs}),
         "run_git_dirty": any(bool(p.get("git_dirty")) for p in provs),
-        "machines": _distinct([machine(p) for p in provs]),
+        "machines": distinct([machine(p) for p in provs]),
     }
     _write_replacing(out, meta, files)
     return out, len(runs)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from harness import checkreport, twosample
-from harness.baseline import METRICS, Baseline, file_hashes, load, machine
+from harness.baseline import METRICS, Baseline, distinct, file_hashes, load, machine
 from harness.config import ConfigError, load_profile
 from harness.rundir import atomic_write_text
 from harness.runs import INCOMPLETE, Run, discover
@@ -215,10 +215,7 @@ def choose_mode(baseline: Baseline, runs: list[Run], exact: bool, auto: bool) ->
     if not auto:
         return "statistical", "default mode (--exact or --auto for byte-identical checks)"
     base = baseline.meta.get("machines") or [None]
-    cand = []
-    for m in (machine(r.provenance) for r in runs):
-        if m not in cand:
-            cand.append(m)
+    cand = distinct([machine(r.provenance) for r in runs])
     if len(base) != 1 or base[0] is None:
         return (
             "statistical",

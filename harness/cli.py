@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_gate_parsers(sub) -> None:
     """`baseline save` and `check`: the regression gate (harness.baseline, harness.check)."""
     base = sub.add_parser("baseline", help="store summaries of runs as a baseline")
-    base_sub = base.add_subparsers(dest="baseline_command", required=True, parser_class=_Parser)
+    base_sub = base.add_subparsers(
+        dest="baseline_command", metavar="save", required=True, parser_class=_Parser
+    )
     save = base_sub.add_parser("save", help="write a baseline directory from finished runs")
     save.add_argument("--runs", required=True, type=Path, help="runs root of one profile")
     save.add_argument(

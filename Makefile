@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
 
-.PHONY: install reproduce test learn-check bench lint clean
+.PHONY: install reproduce test learn-check bench bench-save regress ci-regress lint clean
 
 install: $(STAMP)
 
@@ -28,9 +28,35 @@ test: install lint
 learn-check: install
 	$(PY) -m pytest -q -m slow -s
 
+# Speed: every benchmark case against the stored baseline in results/baselines/bench/ (fails
+# when a median is more than 50% slower: the machine is shared and noisy; README "Speed
+# baseline"). `make bench-save` stores a new baseline after a deliberate change.
+BENCH := $(PY) -m pytest -q -m benchmark --benchmark-enable --benchmark-only \
+	  --benchmark-storage=file://results/baselines/bench \
+	  --benchmark-columns=min,median,mean,stddev,rounds
 bench: install
-	$(PY) -m pytest -q -m benchmark --benchmark-enable --benchmark-only \
-	  --benchmark-autosave --benchmark-columns=min,median,mean,stddev,rounds
+	$(BENCH) --benchmark-compare --benchmark-compare-fail=median:50%
+
+bench-save: install
+	$(BENCH) --benchmark-save=baseline
+
+# Regression gate: retrain the `regress` experiment from the working tree into
+# results/candidate/ and compare with results/baselines/regress/$(REGRESS_PROFILE)/ (exit 1 on a
+# regression; report in reports/regress/$(REGRESS_PROFILE)/check.md).
+REGRESS_PROFILE ?= smoke
+regress: install
+	rm -rf results/candidate/$(REGRESS_PROFILE) reports/regress/$(REGRESS_PROFILE)
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/snakemake regress_check --cores $(THREADS) \
+	  --configfile config/$(REGRESS_PROFILE).yaml; \
+	  status=$$?; cat reports/regress/$(REGRESS_PROFILE)/check.md 2>/dev/null; exit $$status
+
+# CI: the smoke pipeline's runs (results/runs/smoke) against the committed smoke baseline;
+# byte-identical files when the baseline was recorded on this CPU model with these library
+# versions, else the statistical check. The report's first lines say which and why.
+ci-regress: install
+	.venv/bin/mbrl-bench check --auto --baseline results/baselines/smoke \
+	  --candidate results/runs/smoke \
+	  --markdown reports/regress/ci-smoke.md --junit reports/regress/ci-smoke.xml
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache

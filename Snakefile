@@ -34,6 +34,7 @@ JOBS = {(j.variant, j.env, str(j.seed)): j for j in all_jobs(config)}
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/regress.smk"
 
 
 rule all:
@@ -45,3 +46,8 @@ rule all:
 rule runs:
     input:
         done_files(),
+
+
+rule regress:
+    input:
+        rules.regress_check.output,

@@ -22,7 +22,7 @@ from algorithms.envs import ENV_NAMES, resolve_env
 from algorithms.loop import DivergedError
 from algorithms.registry import ALGORITHMS
 from algorithms.seeding import seed_everything
-from harness import provenance
+from harness import baseline, check, provenance
 from harness.checkpoint import CHECKPOINT, FileCheckpoint
 from harness.config import PROFILES, ConfigError, load_profile, parse_set, resolve
 from harness.rundir import RunRecorder, atomic_write_json
@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lst.add_argument("--profile", default="paper")
     _add_report_commands(sub)
+    _add_gate_parsers(sub)
     return parser  # fmt: skip
 
 
@@ -117,6 +118,62 @@ def _add_report_commands(sub) -> None:
             )
 
 
+def _add_gate_parsers(sub) -> None:
+    """`baseline save` and `check`: the regression gate (harness.baseline, harness.check)."""
+    base = sub.add_parser("baseline", help="store summaries of runs as a baseline")
+    base_sub = base.add_subparsers(
+        dest="baseline_command", metavar="save", required=True, parser_class=_Parser
+    )
+    save = base_sub.add_parser("save", help="write a baseline directory from finished runs")
+    save.add_argument("--runs", required=True, type=Path, help="runs root of one profile")
+    save.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="baseline directory, replaced as a whole; {profile} is substituted "
+        "(e.g. results/baselines/{profile}/)",
+    )
+    chk = sub.add_parser(
+        "check", help="compare candidate runs with a baseline (exit 1: regression)"
+    )
+    chk.add_argument("--baseline", required=True, type=Path, help="a `baseline save` directory")
+    chk.add_argument("--candidate", required=True, type=Path, help="runs root of the candidate")
+    how = chk.add_mutually_exclusive_group()
+    how.add_argument(
+        "--exact",
+        action="store_true",
+        help="byte-identical CSVs per seed (refactors: same seeds, CPU, libraries)",
+    )
+    how.add_argument(
+        "--auto",
+        action="store_true",
+        help="--exact when baseline and candidate runs share CPU model, Python, "
+        "torch threads and library versions, else the statistical check",
+    )
+    chk.add_argument(
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="false-alarm probability of the whole check (default 0.05)",
+    )
+    chk.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.5,
+        help="relative drop the check must be able to detect, else the verdict "
+        "is underpowered (default 0.5: half the baseline IQM)",
+    )
+    chk.add_argument(
+        "--rename",
+        action="append",
+        default=[],
+        metavar="CAND=BASE",
+        help="compare candidate variant CAND with baseline variant BASE",
+    )
+    chk.add_argument("--markdown", type=Path, help="write the Markdown report here")
+    chk.add_argument("--junit", type=Path, help="write JUnit XML here")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -124,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
             return train(args)
         if args.command in ("aggregate", "figures", "report"):
             return report_command(args)
+        if args.command == "baseline":
+            return baseline_save(args)
+        if args.command == "check":
+            return check.check_command(args)
         return list_command(args)
     except ConfigError as exc:
         print(f"mbrl-bench: error: {exc}", file=sys.stderr)
@@ -262,6 +323,12 @@ def train(args: argparse.Namespace) -> int:
     ckpt.remove()
     print(f"[{label}] {status}: final return {summary['final_return']:.1f} -> {out}",
           file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def baseline_save(args: argparse.Namespace) -> int:
+    out, n = baseline.save(args.runs, args.out, sys.argv)
+    print(f"mbrl-bench: baseline of {n} runs written to {out}", file=sys.stderr)
     return 0
 
 

@@ -51,9 +51,13 @@ def _seeds(value: Any, where: str) -> list[int]:
     raise ConfigError(f"{where}.seeds must be a count >= 1 or a list of seeds >= 0")
 
 
-def experiment_jobs(profile: str | dict[str, Any]) -> dict[str, list[Job]]:
+GATE = "regress"  # the regression gate's experiment: trained by `make regress`, not `all`
+
+
+def experiment_jobs(profile: str | dict[str, Any], gate: bool = False) -> dict[str, list[Job]]:
     """{experiment: its jobs} for the profile (a name, or the loaded profile as the
-    Snakefile has it), in the profile's order."""
+    Snakefile has it), in the profile's order. The gate's `regress` experiment only with
+    `gate=True`: it is not part of the reproduction (nor of its report)."""
     if isinstance(profile, str):
         profile = load_profile(profile)
     profile_name = profile["profile"]
@@ -61,6 +65,8 @@ def experiment_jobs(profile: str | dict[str, Any]) -> dict[str, list[Job]]:
     variants, experiments = catalogue["variants"], catalogue["experiments"]
     out: dict[str, list[Job]] = {}
     for name, spec in (profile.get("experiments") or {}).items():
+        if name == GATE and not gate:
+            continue
         where = f"{profile_name}.yaml:experiments.{name}"
         if name not in experiments:
             raise ConfigError(f"{where}: unknown experiment; known: {', '.join(experiments)}")

@@ -56,11 +56,18 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def collect(device: torch.device, config: dict[str, Any]) -> dict[str, Any]:
+def git_state() -> dict[str, Any]:
+    """The code version: commit and whether tracked files differ from it."""
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
+    }
+
+
+def collect(device: torch.device, config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **git_state(),
         "lock_file_sha256": sha256_file(REPO_ROOT / "requirements.lock"),
         "packages": {p: _version(p) for p in PACKAGES},
         "python": sys.version.split()[0],

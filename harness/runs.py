@@ -21,7 +21,7 @@ from harness.config import ConfigError
 INCOMPLETE = "incomplete"
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -39,18 +39,18 @@ class Run:
 
     @cached_property
     def config(self) -> dict[str, Any]:
-        return _read_json(self.path / "config.json")
+        return read_json(self.path / "config.json")
 
     @cached_property
     def done(self) -> dict[str, Any] | None:
         p = self.path / "done.json"
-        return _read_json(p) if p.exists() else None
+        return read_json(p) if p.exists() else None
 
     @cached_property
     def provenance(self) -> dict[str, Any]:
         """provenance.json, or {} when the run has none."""
         p = self.path / "provenance.json"
-        return _read_json(p) if p.exists() else {}
+        return read_json(p) if p.exists() else {}
 
     @property
     def algo(self) -> str:
@@ -89,6 +89,10 @@ class Run:
             return pd.read_csv(p)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read {p}: {exc}".splitlines()[0]) from exc
+
+    def csv_files(self) -> list[Path]:
+        """Every CSV file of the run (eval, train, diagnostics, ...), sorted by name."""
+        return sorted(self.path.glob("*.csv"))
 
     def eval_curve(self) -> pd.DataFrame:
         """Mean evaluation return per eval step (`step`, `return`); empty if no evaluation."""

@@ -3,6 +3,12 @@
 The plain-PyTorch SAC update is the reference the performance bar names (3-layer 256-unit
 MLPs, two separate critics, torch.distributions, batch 256): ours must beat it on the same
 machine in the same session. Numbers are reported in the closing notes, not asserted.
+
+Issue 7's list of hot paths: SAC update and end-to-end env steps/s (here), the ensemble
+train step and the 100k-sample model step (tests/test_ensemble.py), the 100k-start branched
+rollout and the PMAC sampler (here); the CEM plan step arrives with PETS (its branch adds
+the benchmark). `make bench` compares every case with the stored baseline in
+results/baselines/bench/ (README "Speed baseline").
 """
 
 import time
@@ -12,7 +18,10 @@ import torch
 from torch import nn
 
 from algorithms import mbpo
+from algorithms.buffer import ReplayBuffer
+from algorithms.ensemble import EnsembleConfig, ProbabilisticEnsemble
 from algorithms.envs import resolve_env
+from algorithms.pmac import transition_weights
 from algorithms.sac import SACAgent, SACConfig
 from algorithms.seeding import seed_everything
 
@@ -97,6 +106,41 @@ def test_bench_plain_pytorch_sac_update_reference(benchmark):
     torch.manual_seed(0)
     ref = _PlainSAC()
     benchmark(ref.update, *_batch())
+
+
+@pytest.mark.benchmark(group="rollout")
+def test_bench_branched_rollout_100k_starts(benchmark):
+    """One model period's rollouts at Hopper sizes: 100,000 start states, horizon 1 (MBPO's
+    first epochs), policy sample + elite model step + termination + model-buffer insert."""
+    gens = seed_everything(0)
+    spec = resolve_env("hopper")
+    model = ProbabilisticEnsemble(OBS, ACT, EnsembleConfig(), "cpu")
+    agent = SACAgent(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, SACConfig(), torch.device("cpu"))
+    buf = ReplayBuffer(100_000, OBS, ACT, torch.device("cpu"))  # a ring: later rounds overwrite
+    start = torch.randn(100_000, OBS, generator=gens.torch) * 0.1  # [N, D], mostly healthy
+    start[:, 0] += 1.25  # Hopper height, so most branches survive the termination check
+
+    def rollout():
+        return mbpo.branched_rollout(model, agent, start, 1, spec, buf, gens.torch)
+
+    added = benchmark.pedantic(rollout, rounds=3, warmup_rounds=1)  # seconds per round
+    assert added == 100_000 and len(buf) == 100_000
+
+
+@pytest.mark.benchmark(group="pmac-sampler")
+def test_bench_pmac_sampler_100k(benchmark):
+    """PMAC's mixture over a full 100k-transition real buffer (400 segments of 250 steps
+    after a 5,000-step warm-up) and 100,000 rollout starts drawn from it."""
+    segments = torch.cat([torch.zeros(5_000, dtype=torch.long),
+                          1 + torch.arange(95_000) // 250])  # fmt: skip
+    gen = torch.Generator().manual_seed(0)
+
+    def sample():
+        probs = transition_weights(segments, 0.9)  # [N]
+        return torch.multinomial(probs, 100_000, replacement=True, generator=gen)
+
+    idx = benchmark.pedantic(sample, rounds=20, warmup_rounds=2)
+    assert idx.shape == (100_000,) and int(idx.max()) < 100_000
 
 
 class _Clock:

@@ -10,6 +10,8 @@ def test_smoke_profile_expands_every_experiment_and_shares_runs():
     exps = experiment_jobs("smoke")
     assert set(exps) == {"main", "alpha_sweep", "mechanism", "cartpole", "horizon"}
     assert {j.seed for js in exps.values() for j in js} == {0, 1}
+    gate = experiment_jobs("smoke", gate=True)["regress"]  # make regress only, not `all`
+    assert {j.seed for j in gate} == set(range(15))  # the gate needs more seeds
     jobs = all_jobs("smoke")
     keys = [(j.variant, j.env, j.seed) for j in jobs]
     assert len(keys) == len(set(keys))

@@ -17,9 +17,11 @@ rule aggregate:
         ),
     params:
         profile=PROFILE,
-        runs=RUNS,
+        runs=lambda wildcards: RUNS,
     log:
         f"results/aggregate/{PROFILE}.log",
+    conda:
+        "../envs/mbrl-bench.yaml"
     shell:
         "mbrl-bench aggregate --profile {params.profile} --runs {params.runs}"
         " --out results/aggregate 2> {log}"
@@ -37,9 +39,11 @@ rule figures:
         ),
     params:
         profile=PROFILE,
-        runs=RUNS,
+        runs=lambda wildcards: RUNS,
     log:
         f"reports/{PROFILE}/figures.log",
+    conda:
+        "../envs/mbrl-bench.yaml"
     shell:
         "mbrl-bench figures --profile {params.profile} --runs {params.runs}"
         " --aggregate results/aggregate --out reports 2> {log}"
@@ -57,9 +61,11 @@ rule report:
         ),
     params:
         profile=PROFILE,
-        runs=RUNS,
+        runs=lambda wildcards: RUNS,
     log:
         f"reports/{PROFILE}/report.log",
+    conda:
+        "../envs/mbrl-bench.yaml"
     shell:
         "mbrl-bench report --profile {params.profile} --runs {params.runs}"
         " --aggregate results/aggregate --benchmarks results/benchmarks --out reports 2> {log}"

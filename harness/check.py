@@ -1,0 +1,340 @@
+"""`mbrl-bench check`: is a candidate (changed code) worse than a stored baseline?
+(shared/DESIGN.md "Regression check", issue 7).
+
+Statistical mode, per (variant, env) present in both, for the final return and the AUC:
+the bootstrap CI of IQM(candidate) - IQM(baseline), a two-sided Mann-Whitney U test, and
+the smallest difference the seeds could detect (`harness.twosample`). The p-values of all
+tests of one check are Holm-adjusted, so a check raises a false alarm with probability at
+most alpha however many pairs it compares. Verdict of a metric:
+
+- regression / improvement: adjusted p < alpha and the CI lies below / above zero;
+- underpowered: otherwise, when the smallest detectable difference (at alpha / number of
+  tests, power 0.8) exceeds `tolerance` x |baseline IQM|: "no difference found" would
+  not mean "no drop that matters";
+- pass: otherwise.
+
+A pair is a regression when a metric regresses or when a larger fraction of its candidate
+runs failed (non-finite training: a defect, not noise) than of its baseline runs; else
+improvement, underpowered, pass in that order. Exact mode (`--exact`, for refactors with
+the same seeds on the same CPU and libraries) requires every candidate CSV to hash like
+the baseline's. `--auto` picks exact mode when the baseline's runs and the candidate's
+were produced by the same CPU model, Python, torch threads and library versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import checkreport, twosample
+from harness.baseline import METRICS, Baseline, distinct, file_hashes, load, machine
+from harness.config import ConfigError, load_profile
+from harness.rundir import atomic_write_text
+from harness.runs import INCOMPLETE, Run, discover
+
+PASS, REGRESSION, IMPROVEMENT, UNDERPOWERED = "pass", "regression", "improvement", "underpowered"
+_ORDER = (REGRESSION, IMPROVEMENT, UNDERPOWERED, PASS)  # a pair takes its worst metric's verdict
+_BOOTSTRAP_SEED = 0  # the report is deterministic
+
+
+@dataclass(frozen=True)
+class MetricTest:
+    """One metric of one (variant, env): the numbers behind its verdict."""
+
+    metric: str
+    n_base: int
+    n_cand: int
+    iqm_base: float
+    iqm_cand: float
+    ci: tuple[float, float]  # of IQM(cand) - IQM(base), at level 1 - alpha
+    p: float  # Mann-Whitney U, two-sided
+    p_adj: float  # Holm over every test of the check
+    min_detectable: float  # smallest difference of means detectable (power 0.8)
+    verdict: str = PASS
+
+    @property
+    def testable(self) -> bool:
+        return self.n_base >= 2 and self.n_cand >= 2
+
+
+@dataclass
+class Finding:
+    """The verdict on one (variant, env) (statistical mode) or one run (exact mode)."""
+
+    variant: str
+    env: str
+    seed: int | None
+    verdict: str
+    summary: str
+    tests: list[MetricTest] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    mode: str  # "statistical" or "exact"
+    reason: str  # why this mode
+    baseline: Baseline
+    candidate: Path
+    settings: dict[str, Any]
+    findings: list[Finding]
+    notes: list[str]  # what was not compared, and why
+
+    def count(self, verdict: str) -> int:
+        return sum(f.verdict == verdict for f in self.findings)
+
+
+def metric_verdict(t: MetricTest, alpha: float, tolerance: float) -> str:
+    if t.p_adj < alpha and t.ci[1] < 0:
+        return REGRESSION
+    if t.p_adj < alpha and t.ci[0] > 0:
+        return IMPROVEMENT
+    if t.min_detectable > tolerance * abs(t.iqm_base):
+        return UNDERPOWERED
+    return PASS
+
+
+def _values(records: list[dict[str, Any]], metric: str) -> np.ndarray:
+    x = [r[metric] for r in records if r["status"] == "ok" and r[metric] is not None]
+    return np.asarray([v for v in x if math.isfinite(v)], dtype=np.float64)
+
+
+def _raw_test(
+    metric: str,
+    base: np.ndarray,
+    cand: np.ndarray,
+    reps: int,
+    alpha: float,
+    n_tests: int,
+    rng: np.random.Generator,
+) -> MetricTest:
+    nan = float("nan")
+    iqm_b = float(twosample.iqm(base)) if len(base) else nan
+    iqm_c = float(twosample.iqm(cand)) if len(cand) else nan
+    if len(base) < 2 or len(cand) < 2:
+        return MetricTest(
+            metric, len(base), len(cand), iqm_b, iqm_c, (nan, nan), 1.0, 1.0, math.inf
+        )
+    ci = twosample.bootstrap_diff_ci(base, cand, reps, 1 - alpha, rng)
+    p = twosample.rank_test(base, cand)
+    sd = twosample.pooled_std(base, cand)
+    mdd = twosample.min_detectable_diff(len(base), len(cand), sd, alpha / max(n_tests, 1))
+    return MetricTest(metric, len(base), len(cand), iqm_b, iqm_c, ci, p, p, mdd)
+
+
+def _failed_fraction(statuses: list[str]) -> float:
+    return sum(s.startswith("failed") for s in statuses) / max(len(statuses), 1)
+
+
+def compare_statistical(
+    base: dict[tuple[str, str], list[dict[str, Any]]],
+    cand: dict[tuple[str, str], list[dict[str, Any]]],
+    alpha: float,
+    tolerance: float,
+    reps: int,
+) -> list[Finding]:
+    """One finding per (variant, env) in both; records hold `status` and the METRICS."""
+    pairs = sorted(set(base) & set(cand))
+    data = {
+        (pair, m): (_values(base[pair], m), _values(cand[pair], m))
+        for pair in pairs
+        for m in METRICS
+    }
+    n_tests = sum(len(b) >= 2 and len(c) >= 2 for b, c in data.values())
+    rng = np.random.default_rng(_BOOTSTRAP_SEED)
+    raw = {k: _raw_test(k[1], b, c, reps, alpha, n_tests, rng) for k, (b, c) in data.items()}
+    testable = [k for k, t in raw.items() if t.testable]
+    adjusted = dict(zip(testable, twosample.holm([raw[k].p for k in testable]), strict=True))
+    findings = []
+    for pair in pairs:
+        tests = []
+        for m in METRICS:
+            t = dataclasses.replace(raw[(pair, m)], p_adj=adjusted.get((pair, m), 1.0))
+            tests.append(dataclasses.replace(t, verdict=metric_verdict(t, alpha, tolerance)))
+        verdict = min((t.verdict for t in tests), key=_ORDER.index)
+        fail_b = _failed_fraction([r["status"] for r in base[pair]])
+        fail_c = _failed_fraction([r["status"] for r in cand[pair]])
+        summary = "; ".join(checkreport.metric_line(t) for t in tests)
+        if fail_c > fail_b:
+            verdict = REGRESSION
+            summary = (
+                f"{fail_c:.0%} of candidate runs failed vs {fail_b:.0%} of baseline; {summary}"
+            )
+        findings.append(Finding(pair[0], pair[1], None, verdict, summary, tests))
+    return findings
+
+
+def candidate_records(cand: dict[tuple[str, str], list[Run]]) -> dict[tuple[str, str], list[dict]]:
+    """What the statistical check reads of the candidate's finished runs."""
+    return {
+        pair: [
+            {"status": r.status, **{m: (r.done or {}).get(m) for m in METRICS}}
+            for r in runs
+            if r.status != INCOMPLETE
+        ]
+        for pair, runs in cand.items()
+    }
+
+
+def compare_exact(baseline: Baseline, cand: dict[tuple[str, str], list[Run]]) -> list[Finding]:
+    """One finding per candidate run that has a baseline run with the same seed."""
+    findings = []
+    for pair in sorted(set(baseline.groups) & set(cand)):
+        base = {r["seed"]: r for r in baseline.groups[pair]}
+        for run in sorted(cand[pair], key=lambda r: r.seed):
+            b = base.get(run.seed)
+            if b is None:
+                continue
+            diffs = (
+                [] if run.status == b["status"] else [f"status {run.status!r} != {b['status']!r}"]
+            )
+            got, want = file_hashes(run), b["sha256"]
+            for name in sorted(set(got) | set(want)):
+                if name not in got:
+                    diffs.append(f"{name} missing")
+                elif name not in want:
+                    diffs.append(f"{name} not in the baseline")
+                elif got[name] != want[name]:
+                    diffs.append(f"{name} differs")
+            verdict = REGRESSION if diffs else PASS
+            summary = "; ".join(diffs) or f"{len(want)} files byte-identical"
+            findings.append(Finding(pair[0], pair[1], run.seed, verdict, summary))
+    return findings
+
+
+def choose_mode(baseline: Baseline, runs: list[Run], exact: bool, auto: bool) -> tuple[str, str]:
+    """("exact" | "statistical", why)."""
+    if exact:
+        return "exact", "--exact requested"
+    if not auto:
+        return "statistical", "default mode (--exact or --auto for byte-identical checks)"
+    base = baseline.meta.get("machines") or [None]
+    cand = distinct([machine(r.provenance) for r in runs])
+    if len(base) != 1 or base[0] is None:
+        return (
+            "statistical",
+            f"the baseline's runs come from {len(base)} machine setups or none recorded",
+        )
+    if len(cand) != 1 or cand[0] is None:
+        return (
+            "statistical",
+            f"the candidate's runs come from {len(cand)} machine setups or none recorded",
+        )
+    b, c = base[0], cand[0]
+    diffs = [
+        f"{k}: {b[k]!r} vs {c[k]!r}" for k in ("cpu", "python", "torch_threads") if b[k] != c[k]
+    ]
+    pkgs = sorted(set(b["packages"]) | set(c["packages"]))
+    diffs += [
+        f"{p} {b['packages'].get(p)} vs {c['packages'].get(p)}"
+        for p in pkgs
+        if b["packages"].get(p) != c["packages"].get(p)
+    ]
+    if diffs:
+        return "statistical", "baseline and candidate differ (" + "; ".join(diffs) + ")"
+    return "exact", (
+        f"same CPU model ({b['cpu']}), Python {b['python']}, torch threads "
+        f"{b['torch_threads']} and library versions as the baseline"
+    )
+
+
+def _rename(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        cand, sep, base = item.partition("=")
+        if not sep or not cand or not base:
+            raise ConfigError(f"malformed --rename {item!r}: expected CANDIDATE=BASELINE")
+        out[cand] = base
+    return out
+
+
+def _group(runs: list[Run], rename: dict[str, str]) -> dict[tuple[str, str], list[Run]]:
+    groups: dict[tuple[str, str], list[Run]] = {}
+    seen: dict[tuple[str, str, int], Path] = {}
+    for r in runs:
+        key = (rename.get(r.variant, r.variant), r.env, r.seed)
+        if key in seen:
+            raise ConfigError(f"candidate run {key} appears twice: {seen[key]} and {r.path}")
+        seen[key] = r.path
+        groups.setdefault(key[:2], []).append(r)
+    return groups
+
+
+def _coverage_notes(
+    baseline: Baseline, cand: dict[tuple[str, str], list[Run]], mode: str
+) -> list[str]:
+    notes = [
+        f"{v}/{e}: in the baseline, not in the candidate (not compared)"
+        for v, e in sorted(set(baseline.groups) - set(cand))
+    ]
+    notes += [
+        f"{v}/{e}: no baseline (not compared)" for v, e in sorted(set(cand) - set(baseline.groups))
+    ]
+    for pair in sorted(set(baseline.groups) & set(cand)):
+        base_seeds = {r["seed"] for r in baseline.groups[pair]}
+        for r in cand[pair]:
+            if r.status == INCOMPLETE:
+                notes.append(f"{pair[0]}/{pair[1]} seed {r.seed}: incomplete (left out)")
+            elif mode == "exact" and r.seed not in base_seeds:
+                notes.append(f"{pair[0]}/{pair[1]} seed {r.seed}: no baseline run with this seed")
+    return notes
+
+
+def run_check(args: argparse.Namespace) -> Result:
+    if not 0.0 < args.alpha < 1.0:
+        raise ConfigError(f"--alpha must be in (0, 1), got {args.alpha}")
+    if args.tolerance < 0:
+        raise ConfigError(f"--tolerance must be >= 0, got {args.tolerance}")
+    rename = _rename(args.rename)
+    baseline = load(args.baseline)
+    runs = [r for r in discover(args.candidate) if r.profile == baseline.profile]
+    if not runs:
+        raise ConfigError(
+            f"no candidate runs of profile {baseline.profile!r} under {args.candidate}"
+        )
+    cand = _group(runs, rename)
+    if not set(cand) & set(baseline.groups):
+        raise ConfigError(
+            f"no (variant, env) of the candidate ({', '.join('/'.join(k) for k in sorted(cand))}) "
+            f"is in the baseline {args.baseline}"
+        )
+    mode, reason = choose_mode(baseline, runs, args.exact, args.auto)
+    reps = int(load_profile(baseline.profile)["stats"]["bootstrap_reps"])
+    settings = {
+        "alpha": args.alpha,
+        "tolerance": args.tolerance,
+        "bootstrap_reps": reps,
+        "power": twosample.POWER,
+        "rename": rename,
+    }
+    if mode == "exact":
+        findings = compare_exact(baseline, cand)
+        if not findings:
+            raise ConfigError("--exact: no candidate run has a baseline run with the same seed")
+    else:
+        findings = compare_statistical(
+            baseline.groups, candidate_records(cand), args.alpha, args.tolerance, reps
+        )
+    notes = _coverage_notes(baseline, cand, mode)
+    return Result(mode, reason, baseline, args.candidate, settings, findings, notes)
+
+
+def check_command(args: argparse.Namespace) -> int:
+    """Print the Markdown report, write the requested files; exit 1 on any regression."""
+    result = run_check(args)
+    md = checkreport.markdown(result)
+    outputs = [(args.markdown, md), (args.junit, checkreport.junit(result) if args.junit else "")]
+    for path, text in outputs:
+        if path is not None:
+            try:
+                atomic_write_text(path, text)
+            except OSError as exc:
+                raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
+    sys.stdout.write(md)
+    return 1 if result.count(REGRESSION) else 0

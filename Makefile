@@ -46,7 +46,7 @@ bench-save: install
 REGRESS_PROFILE ?= smoke
 regress: install
 	rm -rf results/candidate/$(REGRESS_PROFILE) reports/regress/$(REGRESS_PROFILE)
-	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/snakemake regress_check --cores $(THREADS) \
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/snakemake regress_check --cores all \
 	  --configfile config/$(REGRESS_PROFILE).yaml; \
 	  status=$$?; cat reports/regress/$(REGRESS_PROFILE)/check.md 2>/dev/null; exit $$status
 

@@ -179,3 +179,35 @@ def coadaptation(
 def q_quantiles(q_values: torch.Tensor, quantiles: tuple[float, ...]) -> list[tuple[float, float]]:
     qs = torch.quantile(q_values.to(torch.float64), torch.tensor(quantiles, dtype=torch.float64))
     return list(zip(quantiles, qs.tolist(), strict=True))
+
+
+def model_rows(
+    t: int,
+    local: float,
+    glob: float,
+    comp: list[tuple[int, float]],
+    coad: list[tuple[int, float, float]],
+) -> dict[str, list[dict]]:
+    """Rows of model.csv, compounding.csv and coadaptation.csv at env step t (the column
+    contract of shared/DESIGN.md), from the measurements above."""
+    return {
+        "model": [
+            {"step": t, "split": "local", "error": local},
+            {"step": t, "split": "global", "error": glob},
+        ],
+        "compounding": [{"step": t, "horizon": h, "error": e} for h, e in comp],
+        "coadaptation": [
+            {"step": t, "horizon": h, "model_return": m, "real_return": r} for h, m, r in coad
+        ],
+    }
+
+
+def visitation_rows(
+    t: int, q_by_source: dict[str, torch.Tensor], quantiles: tuple[float, ...]
+) -> list[dict]:
+    """Rows of visitation.csv at env step t: the quantiles of each source's Q-values."""
+    return [
+        {"step": t, "source": source, "q_quantile": quantile, "q_value": value}
+        for source, q in q_by_source.items()
+        for quantile, value in q_quantiles(q, quantiles)
+    ]

@@ -324,22 +324,12 @@ def model_diagnostics(
     if len(imagined):  # the adaptive rule may have stopped every rollout so far
         draw = torch.randint(len(imagined), (d.visitation_samples,), generator=gen, device=dev)
         sources["imagined"] = (qbuf.obs[imagined[draw]], qbuf.act[imagined[draw]])
-    visitation = []
     with torch.no_grad():
-        for source, (o, a) in sources.items():
-            q = state.agent.values(o).gather(1, a.long()).squeeze(1)
-            for quantile, value in diag.q_quantiles(q, d.quantiles):
-                visitation.append(
-                    {"step": t, "source": source, "q_quantile": quantile, "q_value": value}
-                )
+        q = {
+            source: state.agent.values(o).gather(1, a.long()).squeeze(1)
+            for source, (o, a) in sources.items()
+        }
     return {
-        "model": [
-            {"step": t, "split": "local", "error": local},
-            {"step": t, "split": "global", "error": glob},
-        ],
-        "compounding": [{"step": t, "horizon": h, "error": e} for h, e in comp],
-        "coadaptation": [
-            {"step": t, "horizon": h, "model_return": m, "real_return": r} for h, m, r in coad
-        ],
-        "visitation": visitation,
+        **diag.model_rows(t, local, glob, comp, coad),
+        "visitation": diag.visitation_rows(t, q, d.quantiles),
     }

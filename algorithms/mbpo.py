@@ -316,22 +316,9 @@ def model_diagnostics(
         "mixture": (real.obs[mix], real.act[mix]),
         "uniform": (real.obs[uni], real.act[uni]),
     }
-    visitation = []
     with torch.no_grad():
-        for source, (o, a) in sources.items():
-            q = agent.q_values(o, a).min(0).values
-            for quantile, value in diag.q_quantiles(q, d.quantiles):
-                visitation.append(
-                    {"step": t, "source": source, "q_quantile": quantile, "q_value": value}
-                )
+        q = {source: agent.q_values(o, a).min(0).values for source, (o, a) in sources.items()}
     return {
-        "model": [
-            {"step": t, "split": "local", "error": local},
-            {"step": t, "split": "global", "error": glob},
-        ],
-        "compounding": [{"step": t, "horizon": h, "error": e} for h, e in comp],
-        "coadaptation": [
-            {"step": t, "horizon": h, "model_return": m, "real_return": r} for h, m, r in coad
-        ],
-        "visitation": visitation,
+        **diag.model_rows(t, local, glob, comp, coad),
+        "visitation": diag.visitation_rows(t, q, d.quantiles),
     }

@@ -480,13 +480,4 @@ def model_diagnostics(
         plans.append(planner.plan(lambda a, o=o: st.propagator.returns(o, a, gen), gen))
     policy = _OpenLoop(st.actions.to_model(torch.stack(plans)))  # [n, H, A]
     coad = diag.coadaptation(stepper, policy, segs, st.propagator.termination, d.sampling, gen, dev)
-    return {
-        "model": [
-            {"step": t, "split": "local", "error": local},
-            {"step": t, "split": "global", "error": glob},
-        ],
-        "compounding": [{"step": t, "horizon": h, "error": e} for h, e in comp],
-        "coadaptation": [
-            {"step": t, "horizon": h, "model_return": m, "real_return": r} for h, m, r in coad
-        ],
-    }
+    return diag.model_rows(t, local, glob, comp, coad)

@@ -29,6 +29,8 @@ Deviations from jannerm/mbpo (all deliberate):
    ("resample") or scale each sample's NLL ("loss"); the holdout MSE used for snapshots and
    elites is then weighted the same way, so elites are chosen for the weighted distribution.
 6. An empty holdout set raises ValueError (jannerm would silently produce NaN losses).
+7. Optional `normalize_targets` (off here; on in MBPO/PMAC's config, docs/ambiguities.md #17)
+   standardises the targets, so the log-variance bounds act in standardised units.
 Unchanged from jannerm: the holdout is min(N * ratio, 5000) random transitions, the normaliser
 is refit on the training part, bootstrap indices are drawn once per call and reshuffled every
 epoch, the last partial minibatch is used, only weights and biases are snapshotted (the shared
@@ -72,6 +74,9 @@ class EnsembleConfig:
     improvement_threshold: float = 0.01  # relative holdout-MSE improvement that counts (1%)
     max_epochs: int | None = None  # None = until early stop (MBPO); smoke profile sets a cap
     logvar_bound_penalty: float = 0.01  # coefficient on sum(max_logvar) - sum(min_logvar)
+    # Standardise the targets [reward, next_obs - obs] by the training part's mean/std (not
+    # in jannerm/mbpo or PETS, which fit raw targets; see `_bound`). Off by default.
+    normalize_targets: bool = False
 
     def __post_init__(self) -> None:
         # A list would make the frozen config unhashable; store a tuple whatever was passed.
@@ -137,6 +142,9 @@ class ProbabilisticEnsemble(nn.Module):
         self.min_logvar = nn.Parameter(torch.full((self.out_dim,), -10.0))  # [out]
         self.register_buffer("in_mean", torch.zeros(self.in_dim))  # [in]
         self.register_buffer("in_std", torch.ones(self.in_dim))  # [in]
+        # Target standardiser; the identity (0, 1) unless cfg.normalize_targets.
+        self.register_buffer("out_mean", torch.zeros(self.out_dim))  # [out]
+        self.register_buffer("out_std", torch.ones(self.out_dim))  # [out]
         self.register_buffer("elite_idx", torch.arange(cfg.elites))  # [elites]
         self.register_buffer("holdout_mse", torch.full((cfg.members,), math.inf))  # [E]
         self.to(device)
@@ -167,11 +175,20 @@ class ProbabilisticEnsemble(nn.Module):
 
     # ------------------------------------------------------------------ network
     def _bound(self, out: Tensor) -> tuple[Tensor, Tensor]:
-        """Split the head output [..., 2*out] into mean and softly bounded logvar [..., out]."""
+        """Split the head output [..., 2*out] into mean and softly bounded logvar [..., out],
+        in raw target units.
+
+        With `normalize_targets` the head predicts standardised targets and the soft bounds
+        act in standardised units; the affine map to raw units leaves the NLL's gradient
+        unchanged (it only adds the constant 2 log out_std), so every consumer (rollouts,
+        PETS, Dyna-Q, the holdout MSE) sees raw units either way. Off, the map is the exact
+        identity (x * 1 + 0), so results are bit-for-bit those without the option."""
         mean, raw = out.split(self.out_dim, dim=-1)
         # Soft clamps (PETS / jannerm): differentiable, and the bounds themselves are learned.
         logvar = self.max_logvar - F.softplus(self.max_logvar - raw)
         logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
+        if self.cfg.normalize_targets:
+            return mean * self.out_std + self.out_mean, logvar + 2.0 * self.out_std.log()
         return mean, logvar
 
     def forward(self, x_norm: Tensor) -> tuple[Tensor, Tensor]:
@@ -194,14 +211,19 @@ class ProbabilisticEnsemble(nn.Module):
 
     # --------------------------------------------------------------- normaliser
     @torch.no_grad()
-    def fit_normaliser(self, inputs: Tensor) -> None:
-        """Fit per-dimension mean/std on raw inputs [N, in] (population std, as numpy)."""
-        mean = inputs.mean(0)  # [in]
-        std = inputs.std(0, correction=0)  # [in]
-        # jannerm's scaler: a (near-)constant column keeps unit scale instead of dividing by ~0.
-        std = torch.where(std < 1e-12, torch.ones_like(std), std)
-        self.in_mean.copy_(mean)
-        self.in_std.copy_(std)
+    def fit_normaliser(self, inputs: Tensor, targets: Tensor | None = None) -> None:
+        """Fit per-dimension mean/std on raw inputs [N, in] (population std, as numpy), and
+        on raw targets [N, out] when given (`normalize_targets`)."""
+        for data, mean_buf, std_buf in (
+            (inputs, self.in_mean, self.in_std),
+            (targets, self.out_mean, self.out_std),
+        ):
+            if data is None:
+                continue
+            std = data.std(0, correction=0)
+            # jannerm's scaler: a (near-)constant column keeps unit scale, not division by ~0.
+            std_buf.copy_(torch.where(std < 1e-12, torch.ones_like(std), std))
+            mean_buf.copy_(data.mean(0))
 
     def normalise(self, inputs: Tensor) -> Tensor:
         """Raw [..., in] -> normalised [..., in]."""
@@ -343,7 +365,7 @@ class ProbabilisticEnsemble(nn.Module):
         perm = torch.randperm(N, generator=generator, device=dev)  # [N]
         hold, train = perm[:n_hold], perm[n_hold:]  # [n_hold], [n_train]
         self.last_holdout_idx = hold
-        self.fit_normaliser(inputs[train])
+        self.fit_normaliser(inputs[train], targets[train] if cfg.normalize_targets else None)
         x_train = self.normalise(inputs[train])  # [n_train, in]
         x_hold = self.normalise(inputs[hold])  # [n_hold, in]
         y_train, y_hold = targets[train], targets[hold]  # [n_train, out], [n_hold, out]

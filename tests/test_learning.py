@@ -14,13 +14,12 @@ plateau at 5,000 steps (measured: 119, 89, 69 for seeds 0-2) and first reaches 9
 updates per step reaches 1000 at 2,000 steps: the learner is not broken, it is
 sample-limited.)
 
-Status when written (2026-11-22): MBPO passes seeds 0 and 2 (900 at 4,250 and 4,750) and
-fails seed 1 (152 at 5,000); PMAC fails all three (177, 123, 195 at 5,000). With
-`deterministic_rollouts=true` all three seeds pass (MBPO 3,000 / 3,000 / 4,250; PMAC
-3,250 / 3,500 / 2,750): the
-ensemble's predicted variance is 3-4x its actual error on this task (see the session note),
-which makes the stochastic model rollouts noisy. These failures are real findings, not
-test flakiness; the thresholds stay at the issue's bar.
+Measured (2026-11-22, CPU, one thread per run): MBPO first reaches 900 at 4,500 / 4,250 /
+4,750 steps and PMAC at 5,000 / 4,750 / 4,250 (seeds 0-2), so the margin in steps is thin:
+the last evaluation is at 5,000. That needs MBPO/PMAC's standardised model targets
+(docs/ambiguities.md #17); with jannerm/mbpo's raw targets (`model.normalize_targets=false`)
+MBPO fails seed 1 (152 at 5,000) and PMAC all three (177, 123, 195). The MBPO paper's own
+curves start after 5,000 uncounted random steps (#18), which this budget includes.
 """
 
 import csv

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from algorithms.buffer import ReplayBuffer
+from algorithms.ensemble import EnsembleConfig
 from algorithms.mbpo import (
     MBPOConfig,
     _mixed_batch,
@@ -13,6 +14,7 @@ from algorithms.mbpo import (
     model_buffer_capacity,
     rollout_horizon,
 )
+from algorithms.pets import PETSConfig
 
 
 @pytest.mark.parametrize(
@@ -37,6 +39,14 @@ def test_rollout_horizon_schedule(schedule, epoch, horizon):
 def test_bad_schedule_rejected():
     with pytest.raises(ValueError, match="rollout_schedule"):
         MBPOConfig(rollout_schedule=(150, 20, 1, 15))
+
+
+def test_model_targets_standardised_for_mbpo_only():
+    # docs/ambiguities.md #17: MBPO/PMAC standardise model targets; the ensemble's own default
+    # (used by PETS and Dyna-Q, as in their sources) fits raw targets.
+    assert MBPOConfig().model.normalize_targets
+    assert not EnsembleConfig().normalize_targets
+    assert not PETSConfig().model.normalize_targets
 
 
 def test_real_ratio_batch_composition():

@@ -51,9 +51,9 @@ class MBPOConfig(LoopConfig):
     deterministic_rollouts: bool = False  # jannerm/mbpo `deterministic`: elite means, no noise
     replay_size: int = 1_000_000  # real buffer capacity (PMAC Table 2)
     sac: SACConfig = field(default_factory=SACConfig)
-    # Standardised targets, unlike jannerm/mbpo (docs/ambiguities.md #17): raw-unit log-variance
-    # bounds overstate the noise of small-scale dynamics 10-25x (InvertedPendulum).
-    model: EnsembleConfig = field(default_factory=lambda: EnsembleConfig(normalize_targets=True))
+    # Raw targets as jannerm/mbpo; InvertedPendulum standardises them (config/hyperparameters.yaml,
+    # docs/ambiguities.md #17).
+    model: EnsembleConfig = field(default_factory=EnsembleConfig)
     pmac: PMACConfig | None = None  # None: MBPO's uniform sampling
     diagnostics: diag.DiagnosticsConfig = field(default_factory=diag.DiagnosticsConfig)
 

@@ -16,10 +16,11 @@ sample-limited.)
 
 Measured (2026-11-22, CPU, one thread per run): MBPO first reaches 900 at 4,500 / 4,250 /
 4,750 steps and PMAC at 5,000 / 4,750 / 4,250 (seeds 0-2), so the margin in steps is thin:
-the last evaluation is at 5,000. That needs MBPO/PMAC's standardised model targets
-(docs/ambiguities.md #17); with jannerm/mbpo's raw targets (`model.normalize_targets=false`)
-MBPO fails seed 1 (152 at 5,000) and PMAC all three (177, 123, 195). The MBPO paper's own
-curves start after 5,000 uncounted random steps (#18), which this budget includes.
+the last evaluation is at 5,000. That needs the standardised model targets MBPO/PMAC use on
+InvertedPendulum (docs/ambiguities.md #17); with jannerm/mbpo's raw targets
+(`model.normalize_targets=false`) MBPO fails seed 1 (152 at 5,000) and PMAC all three
+(177, 123, 195). The MBPO paper's own curves start after 5,000 uncounted random steps (#18),
+which this budget includes.
 """
 
 import csv

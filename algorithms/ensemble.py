@@ -30,8 +30,8 @@ Deviations from jannerm/mbpo (all deliberate):
    elites is then weighted the same way, so elites are chosen for the weighted distribution.
 6. An empty holdout set raises ValueError (jannerm would silently produce NaN losses).
 7. Optional `normalize_targets` (off by default; on for MBPO/PMAC on InvertedPendulum,
-   docs/ambiguities.md #17)
-   standardises the targets, so the log-variance bounds act in standardised units.
+   docs/ambiguities.md #17) standardises the targets, so the log-variance bounds act in
+   standardised units.
 Unchanged from jannerm: the holdout is min(N * ratio, 5000) random transitions, the normaliser
 is refit on the training part, bootstrap indices are drawn once per call and reshuffled every
 epoch, the last partial minibatch is used, only weights and biases are snapshotted (the shared

@@ -1,8 +1,6 @@
 """MBPO pieces: the rollout-horizon schedule, the real-ratio batch, model buffer sizing,
 branched rollouts that stop at terminations."""
 
-import json
-
 import pytest
 import torch
 
@@ -15,7 +13,6 @@ from algorithms.mbpo import (
     model_buffer_capacity,
     rollout_horizon,
 )
-from harness.cli import main
 
 
 @pytest.mark.parametrize(
@@ -40,26 +37,6 @@ def test_rollout_horizon_schedule(schedule, epoch, horizon):
 def test_bad_schedule_rejected():
     with pytest.raises(ValueError, match="rollout_schedule"):
         MBPOConfig(rollout_schedule=(150, 20, 1, 15))
-
-
-@pytest.mark.parametrize(
-    ("algo", "env", "standardised"),
-    [
-        ("mbpo", "inverted_pendulum", True),
-        ("pmac", "inverted_pendulum", True),
-        ("pmac_model_only", "inverted_pendulum", True),
-        ("mbpo", "hopper", False),
-        ("pmac", "halfcheetah", False),
-        ("pets", "inverted_pendulum", False),
-    ],
-)
-def test_model_targets_standardised_only_for_mbpo_family_on_inverted_pendulum(
-    capsys, algo, env, standardised
-):
-    # docs/ambiguities.md #17: raw targets as jannerm/mbpo and PETS, except MBPO/PMAC on
-    # InvertedPendulum, where the raw fit overstates the noise 10-25x.
-    assert main(["list", "--config", algo, env, "--profile", "paper"]) == 0
-    assert json.loads(capsys.readouterr().out)["model"]["normalize_targets"] is standardised
 
 
 def test_real_ratio_batch_composition():

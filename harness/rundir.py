@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -85,6 +86,9 @@ class CsvTable:
         atomic_write_text(self.path, buf.getvalue())
 
 
+RATE_WINDOW_S = 600.0  # spans a few model fits (every 250 env steps), so the rate is not spiky
+
+
 class RunRecorder:
     """Implements `algorithms.loop.Recorder` for one run directory."""
 
@@ -96,6 +100,7 @@ class RunRecorder:
         self.start = time.perf_counter()
         self.notes: list[str] = []
         self._last_print = -math.inf
+        self._marks: deque[tuple[float, int]] = deque()  # (elapsed, step) at each print
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -154,16 +159,24 @@ class RunRecorder:
             table.reset(columns, rows)
 
     def progress(self, step: int, total: int, last_return: float | None) -> None:
+        """Print the speed over the last RATE_WINDOW_S, not since the start: the random
+        warm-up runs far faster than the model-based steps after it, so a run-long average
+        overstates the speed and understates the ETA."""
         now = self.elapsed()
         if step != total and now - self._last_print < 10.0:
             return
         self._last_print = now
-        rate = step / now if now > 0 else float("nan")
+        self._marks.append((now, step))
+        while len(self._marks) > 2 and self._marks[1][0] <= now - RATE_WINDOW_S:
+            self._marks.popleft()
+        t0, s0 = self._marks[0] if len(self._marks) > 1 else (0.0, 0)
+        rate = (step - s0) / (now - t0) if now > t0 else float("nan")
         eta = (total - step) / rate if rate > 0 else float("nan")
         ret = "n/a" if last_return is None else f"{last_return:.1f}"
         print(
             f"[{self.label}] step {step}/{total} ({100 * step / total:.1f}%) "
-            f"{rate:.1f} steps/s, last eval return {ret}, eta {_hms(eta)}",
+            f"{rate:.1f} steps/s over the last {_hms(now - t0)}, last eval return {ret}, "
+            f"eta {_hms(eta)}",
             file=self.stream,
             flush=True,
         )

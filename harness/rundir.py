@@ -99,7 +99,6 @@ class RunRecorder:
         self.tables: dict[str, CsvTable] = {}
         self.start = time.perf_counter()
         self.notes: list[str] = []
-        self._last_print = -math.inf
         self._marks: deque[tuple[float, int]] = deque()  # (elapsed, step) at each print
 
     def elapsed(self) -> float:
@@ -163,9 +162,8 @@ class RunRecorder:
         warm-up runs far faster than the model-based steps after it, so a run-long average
         overstates the speed and understates the ETA."""
         now = self.elapsed()
-        if step != total and now - self._last_print < 10.0:
+        if step != total and self._marks and now - self._marks[-1][0] < 10.0:
             return
-        self._last_print = now
         self._marks.append((now, step))
         while len(self._marks) > 2 and self._marks[1][0] <= now - RATE_WINDOW_S:
             self._marks.popleft()

@@ -2,14 +2,14 @@
 # profile with `--configfile config/quick.yaml` or `config/smoke.yaml`. Run it from the
 # project's virtualenv (`make install`; the rules call the `mbrl-bench` CLI).
 # Rules hold no logic: they wire files to CLI calls; the experiments, variants and their
-# jobs come from config/experiments.yaml and the profile, expanded by harness.experiments.
+# jobs come from config/experiments.yaml and the profile, expanded by harness.job.experiments.
 import os
 
 from snakemake.utils import min_version, validate
 
 from algorithms.registry import ALGORITHMS
-from harness.config import validate_profile
-from harness.experiments import all_jobs
+from harness.job.config import validate_profile
+from harness.job.experiments import all_jobs
 
 min_version("9.0")
 

@@ -1,4 +1,6 @@
-"""`mbrl-bench`: the command line of the harness (shared/DESIGN.md "The CLI").
+"""`mbrl-bench`: the command line of the harness. Each subcommand parses its arguments and
+hands them to the part that does the work: `harness.job.train` (train), `harness.analysis`
+(aggregate, figures, report), `harness.gate` (baseline save, check).
 
 Bad input - unknown algorithm, environment or profile, a malformed or unknown `--set`,
 a wrongly typed value, an invalid hyperparameter, a negative seed, an unwritable `--out` -
@@ -10,24 +12,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import re
 import sys
 from pathlib import Path
 from typing import NoReturn
 
-import torch
-
 from algorithms.envs import ENV_NAMES, resolve_env
-from algorithms.loop import DivergedError
 from algorithms.registry import ALGORITHMS
-from algorithms.seeding import seed_everything
-from harness import baseline, check, provenance
-from harness.checkpoint import CHECKPOINT, FileCheckpoint
-from harness.config import PROFILES, ConfigError, load_profile, parse_set, resolve
-from harness.rundir import RunRecorder, atomic_write_json
-
-_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+from harness.errors import ConfigError
+from harness.job.config import PROFILES, load_profile, parse_set
+from harness.job.rundir import atomic_write_text
+from harness.job.train import TrainRequest, resolve_run, train
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,7 +113,7 @@ def _add_report_commands(sub) -> None:
 
 
 def _add_gate_parsers(sub) -> None:
-    """`baseline save` and `check`: the regression gate (harness.baseline, harness.check)."""
+    """`baseline save` and `check`: the regression gate (harness.gate)."""
     base = sub.add_parser("baseline", help="store summaries of runs as a baseline")
     base_sub = base.add_subparsers(
         dest="baseline_command", metavar="save", required=True, parser_class=_Parser
@@ -178,155 +172,40 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
-            return train(args)
+            return train_command(args)
         if args.command in ("aggregate", "figures", "report"):
             return report_command(args)
         if args.command == "baseline":
             return baseline_save(args)
         if args.command == "check":
-            return check.check_command(args)
+            return check_command(args)
         return list_command(args)
     except ConfigError as exc:
         print(f"mbrl-bench: error: {exc}", file=sys.stderr)
         return 2
 
 
-def _device(name: str) -> torch.device:
-    if name not in ("cpu", "cuda"):
-        raise ConfigError(f"unknown device {name!r}; choose cpu or cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda requested but CUDA is not available")
-    return torch.device(name)
-
-
-def _check_writable(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a directory")
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out} is not writable ({probe} does not accept new files)")
-
-
-def _resolve_run(algo_name: str, env_name: str, profile_name: str, overrides: dict):
-    if algo_name not in ALGORITHMS:
-        raise ConfigError(f"unknown algorithm {algo_name!r}; choose one of {', '.join(ALGORITHMS)}")
-    algo = ALGORITHMS[algo_name]
-    profile = load_profile(profile_name)
-    try:
-        spec = resolve_env(env_name)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-    if spec.discrete and algo.family in ("sac", "mbpo"):
-        raise ConfigError(f"{algo_name} needs continuous actions; {env_name} is discrete")
-    if not spec.discrete and algo.family == "dqn":
-        raise ConfigError(f"{algo_name} needs discrete actions; {env_name} is continuous")
-    cfg = resolve(algo, spec, profile, overrides)
-    if algo.validate is not None:
-        try:
-            algo.validate(cfg, spec)
-        except ValueError as exc:
-            raise ConfigError(f"invalid config: {exc}") from exc
-    return algo, spec, profile, cfg
-
-
-def _check_resumable(out: Path, config: dict) -> None:
-    """A checkpoint may only be resumed by the configuration that wrote it."""
-    if not (out / CHECKPOINT).exists():
-        return
-    try:
-        previous = json.loads((out / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{out} holds a checkpoint but no readable config.json") from exc
-    if previous != json.loads(json.dumps(config)):
-        changed = sorted(k for k in {*previous, *config} if previous.get(k) != config.get(k))
-        raise ConfigError(
-            f"{out} holds a checkpoint of a different configuration ({', '.join(changed)} "
-            "differ); delete its checkpoint.pt to start over, or use another --out"
+def train_command(args: argparse.Namespace) -> int:
+    overrides = parse_set(args.overrides)
+    return train(
+        TrainRequest(
+            algo=args.algo,
+            env=args.env,
+            seed=args.seed,
+            out=args.out,
+            profile=args.profile,
+            overrides=overrides,
+            device=args.device,
+            threads=args.threads,
+            variant=args.variant,
+            checkpoint_every=args.checkpoint_every,
         )
-
-
-def train(args: argparse.Namespace) -> int:
-    if args.seed < 0:
-        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-    if args.checkpoint_every is not None and args.checkpoint_every < 0:
-        raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
-    if args.variant is not None and not _LABEL.fullmatch(args.variant):
-        raise ConfigError(f"--variant {args.variant!r} must match {_LABEL.pattern}")
-    algo, spec, profile, cfg = _resolve_run(
-        args.algo, args.env, args.profile, parse_set(args.overrides)
     )
-    device = _device(args.device)
-    out: Path = args.out
-    _check_writable(out)
-    if (out / "done.json").exists():
-        print(f"mbrl-bench: {out} is finished (done.json present); nothing to do", file=sys.stderr)
-        return 0
-
-    omp = os.environ.get("OMP_NUM_THREADS", "")  # Snakemake sets it to the rule's threads
-    threads = args.threads or (int(omp) if omp.isdigit() and int(omp) > 0 else None)
-    if threads:
-        torch.set_num_threads(threads)
-    label = f"{profile['profile']} {algo.name} {spec.name} seed{args.seed}"
-    termination = "known" if spec.termination is not None else "none: the model never terminates"
-    config = {
-        "algo": algo.name,
-        "variant": args.variant or algo.name,
-        "env": spec.name,
-        "gym_id": spec.gym_id,
-        "env_kwargs": dict(spec.kwargs),
-        "termination": termination,
-        "seed": args.seed,
-        "profile": profile["profile"],
-        "profile_label": profile["label"],
-        "device": str(device),
-        "hyperparameters": dataclasses.asdict(cfg),
-    }
-    _check_resumable(out, config)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "config.json", config)
-    prov = provenance.collect(device, config)
-    atomic_write_json(out / "provenance.json", prov)
-
-    every = args.checkpoint_every
-    every = int(profile.get("checkpoint_every", 0)) if every is None else every
-    rec = RunRecorder(out, label)
-    ckpt = FileCheckpoint(out, every, rec, config, device)
-    if not ckpt.path.exists():  # a fresh start: drop rows of an earlier, killed attempt
-        for stale in out.glob("*.csv"):
-            stale.unlink()
-        rec.log(f"profile: {profile['label']}")
-    gens = seed_everything(args.seed, device)
-    status = "ok"
-    try:
-        summary = algo.train(cfg, spec, gens, device, rec, ckpt)
-    except DivergedError as exc:
-        status, summary = f"failed: {exc}", {"final_return": float("nan"), "auc": float("nan")}
-        rec.log(f"run failed: {exc}")
-    done = {
-        "status": status,
-        **summary,
-        "algo": algo.name,
-        "variant": config["variant"],
-        "env": spec.name,
-        "seed": args.seed,
-        "profile": profile["profile"],
-        "env_steps": cfg.total_steps,
-        "wall_s": rec.elapsed(),
-        "notes": rec.notes,
-    }
-    atomic_write_json(out / "provenance.json", {**prov, "end_time": provenance.now()})
-    atomic_write_json(out / "done.json", done)
-    ckpt.remove()
-    print(f"[{label}] {status}: final return {summary['final_return']:.1f} -> {out}",
-          file=sys.stderr)  # fmt: skip
-    return 0
 
 
 def baseline_save(args: argparse.Namespace) -> int:
+    from harness.gate import baseline
+
     out, n = baseline.save(args.runs, args.out, sys.argv)
     print(f"mbrl-bench: baseline of {n} runs written to {out}", file=sys.stderr)
     return 0
@@ -334,7 +213,7 @@ def baseline_save(args: argparse.Namespace) -> int:
 
 def list_command(args: argparse.Namespace) -> int:
     if args.config:
-        _, _, _, cfg = _resolve_run(args.config[0], args.config[1], args.profile, {})
+        _, _, _, cfg = resolve_run(args.config[0], args.config[1], args.profile, {})
         print(json.dumps(dataclasses.asdict(cfg), indent=2))
         return 0
     print("algorithms:")
@@ -360,21 +239,48 @@ def report_command(args: argparse.Namespace) -> int:
     if not args.runs.is_dir():
         raise ConfigError(f"--runs {args.runs} does not exist or is not a directory")
     if args.command == "aggregate":
-        from harness.aggregate import aggregate
+        from harness.analysis.aggregate import aggregate
 
         if args.reps is not None and args.reps < 1:
             raise ConfigError(f"--reps must be >= 1, got {args.reps}")
         out = aggregate(args.profile, args.runs, args.out, args.reps)
     elif args.command == "figures":
-        from harness.figures import figures
+        from harness.analysis.figures import figures
 
         out = figures(args.profile, args.runs, args.aggregate, args.out)
     else:
-        from harness.report import report
+        from harness.analysis.report import report
 
         out = report(args.profile, args.runs, args.aggregate, args.benchmarks, args.out)
     print(f"mbrl-bench {args.command}: {args.profile} -> {out}", file=sys.stderr)
     return 0
+
+
+def check_command(args: argparse.Namespace) -> int:
+    """Print the Markdown report, write the requested files; exit 1 on any regression."""
+    from harness.gate import checkreport
+    from harness.gate.check import run_check
+    from harness.gate.findings import REGRESSION
+
+    result = run_check(
+        args.baseline,
+        args.candidate,
+        exact=args.exact,
+        auto=args.auto,
+        alpha=args.alpha,
+        tolerance=args.tolerance,
+        rename=args.rename,
+    )
+    md = checkreport.markdown(result)
+    outputs = [(args.markdown, md), (args.junit, checkreport.junit(result) if args.junit else "")]
+    for path, text in outputs:
+        if path is not None:
+            try:
+                atomic_write_text(path, text)
+            except OSError as exc:
+                raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
+    sys.stdout.write(md)
+    return 1 if result.count(REGRESSION) else 0
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.rundir import WALL_CLOCK_SUFFIX
+from harness.job.rundir import WALL_CLOCK_SUFFIX
 
 REPO = Path(__file__).resolve().parents[1]
 

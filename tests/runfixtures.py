@@ -1,5 +1,5 @@
 """FIXTURES, not results: synthetic run directories in the run-directory contract
-(shared/DESIGN.md "A run directory") with known returns and errors, so the aggregation,
+(docs/pipeline.md "The run directory") with known returns and errors, so the aggregation,
 figure and report tests are fast, exact and need no training."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.experiments import Job, all_jobs
+from harness.job.experiments import Job, all_jobs
 
 TOTAL, EVAL_EVERY = 10_000, 1_000
 STEPS = list(range(EVAL_EVERY, TOTAL + 1, EVAL_EVERY))

@@ -10,10 +10,10 @@ from rliable import library as rly
 from rliable import metrics
 from runfixtures import build
 
-from harness import stats
-from harness.aggregate import aggregate
+from harness.analysis import stats
+from harness.analysis.aggregate import aggregate
+from harness.analysis.stats import Estimate, Region
 from harness.cli import main
-from harness.stats import Estimate, Region
 
 REPS = 200
 
@@ -161,6 +161,7 @@ def test_vectorised_curve_and_profile_equal_rliables_functions():
         curves = rng.normal(size=(runs, tasks, 5)) * 1000
         per_step = [metrics.aggregate_iqm(curves[..., k]) for k in range(5)]
         assert stats.iqm_per_step(curves).tolist() == per_step  # bit for bit
+        assert stats.iqm(curves[..., 0]) == metrics.aggregate_iqm(curves[..., 0])
     taus = np.linspace(-2, 2, 9)
     point, ci = stats.performance_profile(curves[..., 0], taus, REPS)
     np.random.seed(stats.SEED)

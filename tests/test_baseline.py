@@ -11,17 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import twosample
-from harness.baseline import canonical_csv
-from harness.check import (
-    IMPROVEMENT,
-    PASS,
-    REGRESSION,
-    UNDERPOWERED,
-    compare_statistical,
-)
+from harness.analysis.stats import iqm
 from harness.cli import main
-from harness.experiments import experiment_jobs
+from harness.gate import twosample
+from harness.gate.baseline import canonical_csv
+from harness.gate.check import compare_statistical
+from harness.gate.findings import IMPROVEMENT, PASS, REGRESSION, UNDERPOWERED
+from harness.job.experiments import experiment_jobs
 
 MACHINE = {
     "cpu": "Test CPU",
@@ -105,7 +101,7 @@ SAME = 100 + 10 * RNG.standard_normal(10)  # new seeds, same distribution
 
 
 def test_iqm_and_holm_by_hand():
-    assert twosample.iqm(np.array([1.0, 2.0, 3.0, 4.0, 100.0, -50.0, 2.5, 3.5])) == 2.75
+    assert iqm(np.array([1.0, 2.0, 3.0, 4.0, 100.0, -50.0, 2.5, 3.5])) == 2.75
     assert twosample.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert twosample.holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
 

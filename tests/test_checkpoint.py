@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.checkpoint import CHECKPOINT
+from harness.job.checkpoint import CHECKPOINT
 from tests.conftest import REPO, rows_without_wall_clock
 
 COMMON = ["train", "--seed", "3", "--profile", "smoke", "--threads", "1"]

@@ -1,4 +1,4 @@
-"""DQN and Dyna-Q (the CartPole study of shared/seeds/001): the dynamics model fits
+"""DQN and Dyna-Q (the CartPole study, docs/ambiguities.md D1-D11): the dynamics model fits
 CartPole, imagined rollouts add K x H transitions minus terminations (and stop where the
 members disagree), both agents take exactly their real budget, the CLI run is
 deterministic, bad input is rejected."""
@@ -21,8 +21,8 @@ from algorithms.envs import make_env, resolve_env
 from algorithms.registry import ALGORITHMS
 from algorithms.seeding import seed_everything
 from harness.cli import main
-from harness.config import load_profile, resolve
-from harness.rundir import WALL_CLOCK_SUFFIX
+from harness.job.config import load_profile, resolve
+from harness.job.rundir import WALL_CLOCK_SUFFIX
 
 CPU = torch.device("cpu")
 CARTPOLE = resolve_env("cartpole")

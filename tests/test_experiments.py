@@ -1,9 +1,10 @@
-"""harness.experiments: the job list the pipeline, the aggregation and the gate share."""
+"""harness.job.experiments: the job list the pipeline, the aggregation and the gate share."""
 
 import pytest
 
-from harness.config import ConfigError, parse_set
-from harness.experiments import all_jobs, experiment_jobs
+from harness.errors import ConfigError
+from harness.job.config import parse_set
+from harness.job.experiments import all_jobs, experiment_jobs
 
 
 def test_smoke_profile_expands_every_experiment_and_shares_runs():

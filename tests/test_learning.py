@@ -7,7 +7,8 @@ model-based agents): every seed must reach an average evaluation return of at le
 broken learner stays near 100 (random policy: 5-30), the plateau every agent passes through
 before it learns to stop the cart drifting.
 
-Budgets: 5,000 env steps for MBPO and PMAC (issue 2's bar). SAC is the model-free
+Budgets: 5,000 env steps for MBPO and PMAC (the MBPO paper's InvertedPendulum curve is
+near its maximum by then). SAC is the model-free
 baseline at its standard one update per env step; at that rate it is still on the ~100
 plateau at 5,000 steps (measured: 119, 89, 69 for seeds 0-2) and first reaches 900 at
 14,250 / 15,000 / 17,000 steps, so its budget here is 20,000 steps. (SAC with MBPO's 10

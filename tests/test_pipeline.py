@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.config import CONFIG_DIR, ConfigError, load_profile, validate_profile
-from harness.experiments import all_jobs
+from harness.errors import ConfigError
+from harness.job.config import CONFIG_DIR, load_profile, validate_profile
+from harness.job.experiments import all_jobs
 from tests.conftest import REPO
 
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")

@@ -1,9 +1,9 @@
-"""harness.rundir: the progress line a user watches during a long run."""
+"""harness.job.rundir: the progress line a user watches during a long run."""
 
 import io
 import re
 
-from harness.rundir import RunRecorder
+from harness.job.rundir import RunRecorder
 
 
 def _line_rate_eta(line):

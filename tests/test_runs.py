@@ -1,11 +1,11 @@
-"""harness.runs: the loader every reader of run directories shares."""
+"""harness.analysis.runs: the loader every reader of run directories shares."""
 
 import json
 
 import pytest
 
-from harness.config import ConfigError
-from harness.runs import INCOMPLETE, discover
+from harness.analysis.runs import INCOMPLETE, discover
+from harness.errors import ConfigError
 
 
 def _run(root, name, *, done=None, eval_rows=None, **config):

@@ -6,7 +6,7 @@
 # candidate root first, so that every call retrains (by hand: --forcerun regress_train).
 # The check's Markdown and JUnit reports are logs, so a failing check keeps them.
 # Uses PROFILE from the Snakefile.
-from harness.experiments import experiment_jobs
+from harness.job.experiments import experiment_jobs
 
 REGRESS_JOBS = {
     (j.variant, j.env, str(j.seed)): j

@@ -1,5 +1,5 @@
 # One rule instance per training run; its algorithm and overrides come from the job table
-# (harness.experiments), its threads and resources from the profile's `resources:` block.
+# (harness.job.experiments), its threads and resources from the profile's `resources:` block.
 # Only done.json is declared: the run directory's checkpoint.pt is not an output, so
 # `--rerun-incomplete` keeps it and the rerun job resumes from it.
 

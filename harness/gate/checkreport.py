@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # check imports this module; the types are only for annotations
-    from harness.check import MetricTest, Result
+from harness.gate.findings import MetricTest, Result
 
 
 def _num(x: float) -> str:

@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from harness.config import CONFIG_DIR, ConfigError, load_profile, load_yaml
+from harness.errors import ConfigError
+from harness.job.config import CONFIG_DIR, load_profile, load_yaml
 
 
 @dataclass(frozen=True)

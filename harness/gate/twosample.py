@@ -1,7 +1,7 @@
 """Two-sample statistics of the regression check: candidate seeds vs baseline seeds of one
 (variant, environment). Pure functions over 1-D arrays of per-seed scores.
 
-- IQM: the interquartile mean, rliable's `aggregate_iqm` (scipy `trim_mean`, 25% cut).
+- IQM: `harness.analysis.stats.iqm`, rliable's `aggregate_iqm` (scipy `trim_mean`, 25% cut).
 - `bootstrap_diff_ci`: percentile CI of IQM(candidate) - IQM(baseline), resampling the
   seeds of each group independently (rliable's stratified bootstrap with one task).
 - `rank_test`: two-sided Mann-Whitney U (robust to the bimodal returns of RL runs).
@@ -21,12 +21,9 @@ import math
 import numpy as np
 from scipy import optimize, stats
 
+from harness.analysis.stats import iqm
+
 POWER = 0.8  # Colas et al. 2018 (and the usual convention): beta = 0.2
-
-
-def iqm(x: np.ndarray, axis: int | None = None) -> np.ndarray | float:
-    """Interquartile mean (mean of the middle 50%) along `axis`."""
-    return stats.trim_mean(x, proportiontocut=0.25, axis=axis)
 
 
 def bootstrap_diff_ci(

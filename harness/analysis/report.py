@@ -19,10 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-from harness.config import ConfigError
-from harness.rundir import atomic_write_text
-from harness.runs import discover
-from harness.stats import MIN_SEEDS
+from harness.analysis.runs import discover
+from harness.analysis.stats import MIN_SEEDS
+from harness.errors import ConfigError
+from harness.job.rundir import atomic_write_text
 
 CSS = """
 body{font-family:sans-serif;max-width:1200px;margin:3.5em auto 2em;padding:0 1em;color:#222}

@@ -1,4 +1,4 @@
-"""The run directory contract (shared/DESIGN.md "A run directory"): atomic file writes and
+"""The run directory contract (docs/pipeline.md "The run directory"): atomic file writes and
 the recorder that turns an algorithm's reports into `eval.csv` and `train.csv`.
 
 Every file is written to a temporary sibling and renamed into place, so a reader (or a
@@ -17,8 +17,9 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 EVAL_COLUMNS = ("step", "episode", "return", "length")
 WALL_CLOCK_SUFFIX = "wall_s"  # train.csv columns ending in this are wall-clock times
@@ -26,19 +27,25 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read the process umask (the only portable way is to set and restore it)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write(path: Path, write: Callable[[IO], Any], *, binary: bool = False) -> None:
+    """The one atomic writer: `write(fh)` fills a temporary sibling of `path` (text mode,
+    no newline translation, or binary), which is then fsynced and renamed into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; results are meant to be shared
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda fh: fh.write(text))
 
 
 def atomic_write_json(path: Path, data: Any) -> None:

@@ -1,4 +1,4 @@
-"""Statistics over score arrays (shared/DESIGN.md "Statistics and reports"): thin, seeded
+"""Statistics over score arrays (docs/statistics.md): thin, seeded
 wrappers of rliable (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical
 Precipice") and the claim verdict rule. Pure functions over arrays shaped
 `runs x tasks (x steps)`, as in rliable.
@@ -18,11 +18,21 @@ from dataclasses import dataclass
 import numpy as np
 from rliable import library as rly
 from rliable import metrics
+from scipy import stats as sps
 
 SEED = 0
 CONFIDENCE = 0.95
+
+
+def iqm(scores: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+    """The interquartile mean (mean of the middle 50%) of `scores` along `axis`, over all
+    of it by default: scipy's `trim_mean` with a 25% cut, exactly rliable's
+    `metrics.aggregate_iqm` on a runs x tasks matrix. The one IQM of the harness."""
+    return sps.trim_mean(scores, proportiontocut=0.25, axis=axis)
+
+
 AGGREGATES: dict[str, Callable[[np.ndarray], float]] = {
-    "iqm": metrics.aggregate_iqm,
+    "iqm": iqm,
     "median": metrics.aggregate_median,
     "mean": metrics.aggregate_mean,
     "optimality_gap": metrics.aggregate_optimality_gap,
@@ -60,14 +70,11 @@ def aggregates(scores: np.ndarray, reps: int) -> dict[str, Estimate]:
 
 
 def iqm_per_step(scores: np.ndarray) -> np.ndarray:
-    """IQM over runs and tasks at each step of scores [runs, tasks, steps]: exactly
-    `metrics.aggregate_iqm` per step (scipy's trim_mean, same partition), vectorised over
-    steps because the bootstrap calls it `reps` times per curve."""
+    """IQM over runs and tasks at each step of scores [runs, tasks, steps]: `iqm` of each
+    step's runs x tasks, in one call over a contiguous [steps, runs * tasks] array because
+    the bootstrap calls it `reps` times per curve."""
     a = np.ascontiguousarray(scores.reshape(-1, scores.shape[-1]).T)  # [steps, runs*tasks]
-    low = int(0.25 * a.shape[1])
-    high = a.shape[1] - low
-    part = np.partition(a, (low, high - 1), axis=1)
-    return np.mean(part[:, low:high], axis=1)  # contiguous rows: numpy's pairwise sum
+    return iqm(a, axis=1)
 
 
 def iqm_curve(scores: np.ndarray, reps: int) -> tuple[np.ndarray, np.ndarray]:

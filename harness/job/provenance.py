@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout: git commit, lock file
 PACKAGES = ("torch", "gymnasium", "mujoco", "numpy", "scipy", "pandas", "rliable", "snakemake")
 
 

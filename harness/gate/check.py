@@ -1,9 +1,9 @@
 """`mbrl-bench check`: is a candidate (changed code) worse than a stored baseline?
-(shared/DESIGN.md "Regression check", issue 7).
+(docs/regression.md).
 
 Statistical mode, per (variant, env) present in both, for the final return and the AUC:
 the bootstrap CI of IQM(candidate) - IQM(baseline), a two-sided Mann-Whitney U test, and
-the smallest difference the seeds could detect (`harness.twosample`). The p-values of all
+the smallest difference the seeds could detect (`harness.gate.twosample`). The p-values of all
 tests of one check are Holm-adjusted, so a check raises a false alarm with probability at
 most alpha however many pairs it compares. Verdict of a metric:
 
@@ -23,71 +23,31 @@ were produced by the same CPU model, Python, torch threads and library versions.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness import checkreport, twosample
-from harness.baseline import METRICS, Baseline, distinct, file_hashes, load, machine
-from harness.config import ConfigError, load_profile
-from harness.rundir import atomic_write_text
-from harness.runs import INCOMPLETE, Run, discover
+from harness.analysis.runs import INCOMPLETE, Run, discover
+from harness.analysis.stats import iqm
+from harness.errors import ConfigError
+from harness.gate import checkreport, twosample
+from harness.gate.baseline import METRICS, Baseline, distinct, file_hashes, load, machine
+from harness.gate.findings import (
+    IMPROVEMENT,
+    PASS,
+    REGRESSION,
+    SEVERITY,
+    UNDERPOWERED,
+    Finding,
+    MetricTest,
+    Result,
+)
+from harness.job.config import load_profile
 
-PASS, REGRESSION, IMPROVEMENT, UNDERPOWERED = "pass", "regression", "improvement", "underpowered"
-_ORDER = (REGRESSION, IMPROVEMENT, UNDERPOWERED, PASS)  # a pair takes its worst metric's verdict
 _BOOTSTRAP_SEED = 0  # the report is deterministic
-
-
-@dataclass(frozen=True)
-class MetricTest:
-    """One metric of one (variant, env): the numbers behind its verdict."""
-
-    metric: str
-    n_base: int
-    n_cand: int
-    iqm_base: float
-    iqm_cand: float
-    ci: tuple[float, float]  # of IQM(cand) - IQM(base), at level 1 - alpha
-    p: float  # Mann-Whitney U, two-sided
-    p_adj: float  # Holm over every test of the check
-    min_detectable: float  # smallest difference of means detectable (power 0.8)
-    verdict: str = PASS
-
-    @property
-    def testable(self) -> bool:
-        return self.n_base >= 2 and self.n_cand >= 2
-
-
-@dataclass
-class Finding:
-    """The verdict on one (variant, env) (statistical mode) or one run (exact mode)."""
-
-    variant: str
-    env: str
-    seed: int | None
-    verdict: str
-    summary: str
-    tests: list[MetricTest] = field(default_factory=list)
-
-
-@dataclass
-class Result:
-    mode: str  # "statistical" or "exact"
-    reason: str  # why this mode
-    baseline: Baseline
-    candidate: Path
-    settings: dict[str, Any]
-    findings: list[Finding]
-    notes: list[str]  # what was not compared, and why
-
-    def count(self, verdict: str) -> int:
-        return sum(f.verdict == verdict for f in self.findings)
 
 
 def metric_verdict(t: MetricTest, alpha: float, tolerance: float) -> str:
@@ -115,8 +75,8 @@ def _raw_test(
     rng: np.random.Generator,
 ) -> MetricTest:
     nan = float("nan")
-    iqm_b = float(twosample.iqm(base)) if len(base) else nan
-    iqm_c = float(twosample.iqm(cand)) if len(cand) else nan
+    iqm_b = float(iqm(base)) if len(base) else nan
+    iqm_c = float(iqm(cand)) if len(cand) else nan
     if len(base) < 2 or len(cand) < 2:
         return MetricTest(
             metric, len(base), len(cand), iqm_b, iqm_c, (nan, nan), 1.0, 1.0, math.inf
@@ -157,7 +117,7 @@ def compare_statistical(
         for m in METRICS:
             t = dataclasses.replace(raw[(pair, m)], p_adj=adjusted.get((pair, m), 1.0))
             tests.append(dataclasses.replace(t, verdict=metric_verdict(t, alpha, tolerance)))
-        verdict = min((t.verdict for t in tests), key=_ORDER.index)
+        verdict = min((t.verdict for t in tests), key=SEVERITY.index)
         fail_b = _failed_fraction([r["status"] for r in base[pair]])
         fail_c = _failed_fraction([r["status"] for r in cand[pair]])
         summary = "; ".join(checkreport.metric_line(t) for t in tests)
@@ -286,32 +246,43 @@ def _coverage_notes(
     return notes
 
 
-def run_check(args: argparse.Namespace) -> Result:
-    if not 0.0 < args.alpha < 1.0:
-        raise ConfigError(f"--alpha must be in (0, 1), got {args.alpha}")
-    if args.tolerance < 0:
-        raise ConfigError(f"--tolerance must be >= 0, got {args.tolerance}")
-    rename = _rename(args.rename)
-    baseline = load(args.baseline)
-    runs = [r for r in discover(args.candidate) if r.profile == baseline.profile]
+def run_check(
+    baseline_dir: Path,
+    candidate: Path,
+    *,
+    exact: bool = False,
+    auto: bool = False,
+    alpha: float = 0.05,
+    tolerance: float = 0.5,
+    rename: list[str] = (),
+) -> Result:
+    """Compare the candidate runs under `candidate` with the baseline in `baseline_dir`
+    (`rename`: CAND=BASE variant names); exact, statistical or chosen by `auto`."""
+    if not 0.0 < alpha < 1.0:
+        raise ConfigError(f"--alpha must be in (0, 1), got {alpha}")
+    if tolerance < 0:
+        raise ConfigError(f"--tolerance must be >= 0, got {tolerance}")
+    renames = _rename(list(rename))
+    baseline = load(baseline_dir)
+    runs = [r for r in discover(candidate) if r.profile == baseline.profile]
     if not runs:
         raise ConfigError(
-            f"no candidate runs of profile {baseline.profile!r} under {args.candidate}"
+            f"no candidate runs of profile {baseline.profile!r} under {candidate}"
         )
-    cand = _group(runs, rename)
+    cand = _group(runs, renames)
     if not set(cand) & set(baseline.groups):
         raise ConfigError(
             f"no (variant, env) of the candidate ({', '.join('/'.join(k) for k in sorted(cand))}) "
-            f"is in the baseline {args.baseline}"
+            f"is in the baseline {baseline_dir}"
         )
-    mode, reason = choose_mode(baseline, runs, args.exact, args.auto)
+    mode, reason = choose_mode(baseline, runs, exact, auto)
     reps = int(load_profile(baseline.profile)["stats"]["bootstrap_reps"])
     settings = {
-        "alpha": args.alpha,
-        "tolerance": args.tolerance,
+        "alpha": alpha,
+        "tolerance": tolerance,
         "bootstrap_reps": reps,
         "power": twosample.POWER,
-        "rename": rename,
+        "rename": renames,
     }
     if mode == "exact":
         findings = compare_exact(baseline, cand)
@@ -319,22 +290,7 @@ def run_check(args: argparse.Namespace) -> Result:
             raise ConfigError("--exact: no candidate run has a baseline run with the same seed")
     else:
         findings = compare_statistical(
-            baseline.groups, candidate_records(cand), args.alpha, args.tolerance, reps
+            baseline.groups, candidate_records(cand), alpha, tolerance, reps
         )
     notes = _coverage_notes(baseline, cand, mode)
-    return Result(mode, reason, baseline, args.candidate, settings, findings, notes)
-
-
-def check_command(args: argparse.Namespace) -> int:
-    """Print the Markdown report, write the requested files; exit 1 on any regression."""
-    result = run_check(args)
-    md = checkreport.markdown(result)
-    outputs = [(args.markdown, md), (args.junit, checkreport.junit(result) if args.junit else "")]
-    for path, text in outputs:
-        if path is not None:
-            try:
-                atomic_write_text(path, text)
-            except OSError as exc:
-                raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
-    sys.stdout.write(md)
-    return 1 if result.count(REGRESSION) else 0
+    return Result(mode, reason, baseline, candidate, settings, findings, notes)

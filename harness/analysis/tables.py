@@ -1,17 +1,12 @@
-"""`mbrl-bench aggregate`: run directories -> tidy tables and rliable statistics under
-`results/aggregate/{profile}/` (shared/DESIGN.md "Statistics and reports").
-
-Which runs should exist comes from `harness.experiments.experiment_jobs(profile)`; every
-expected run is listed with its status (ok / failed: reason / incomplete / missing) and
-only `ok` runs enter the statistics. rliable needs a full runs x tasks matrix, so a
-variant's statistics over several environments use the seeds that are `ok` in all of them;
-every run or environment left out of a statistic is listed in `excluded.csv` with the
-reason. Files are rewritten atomically and are byte-identical on a rerun.
+"""The runs of one profile, indexed for the statistics: which runs the experiments expect
+and their status (`Aggregation.runs_table`), the evaluation curves, and the
+`runs x tasks (x steps)` matrices rliable takes (`Aggregation.matrix`, `curve_matrix`),
+with every run left out and why. `harness.analysis.aggregate` turns them into the tables of
+`results/aggregate/{profile}/`, `harness.analysis.claims` into the claims table.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,23 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import stats
-from harness.claims import claims_table
-from harness.config import ConfigError, load_profile
-from harness.experiments import Job, experiment_jobs, load_experiments
-from harness.rundir import atomic_write_json, atomic_write_text
-from harness.runs import Run, discover
-from harness.scores import EnvScores, load_scores
+from harness.analysis import stats
+from harness.analysis.runs import Run, discover
+from harness.analysis.scores import EnvScores, load_scores
+from harness.errors import ConfigError
+from harness.job.config import load_profile
+from harness.job.experiments import Job, experiment_jobs, load_experiments
 
 MISSING = "missing"
-PIVOT = "pmac"  # the variant compared with every other one (probability of improvement)
 SPEEDUP_PAIR = ("pmac", "mbpo")  # steps-to-threshold: PMAC reaching MBPO's final IQM
-
-
-def csv_text(df: pd.DataFrame) -> str:
-    buf = io.StringIO()
-    df.to_csv(buf, index=False, lineterminator="\n")
-    return buf.getvalue()
 
 
 @dataclass
@@ -271,206 +258,3 @@ def _excl(experiment, variant, env, seed, value, status, reason) -> dict[str, An
         "status": status,
         "reason": f"run not ok ({reason}): seed left out in every env of the experiment",
     }
-
-
-def _est_row(est: stats.Estimate | None) -> dict[str, float]:
-    if est is None:
-        return {"estimate": math.nan, "ci_low": math.nan, "ci_high": math.nan}
-    return {"estimate": est.value, "ci_low": est.low, "ci_high": est.high}
-
-
-def statistics(agg: Aggregation) -> dict[str, pd.DataFrame]:
-    """Every rliable table of the profile."""
-    intervals, curves, profiles, improvements, speedups, excluded = [], [], [], [], [], []
-    for exp in agg.jobs:
-        envs = agg.envs_of(exp)
-        norm_envs, no_ref = agg.normalisable(envs)
-        variants = list(dict.fromkeys(j.variant for j in agg.jobs[exp]))
-        for env in no_ref:
-            excluded.append(
-                {
-                    "experiment": exp,
-                    "variant": "*",
-                    "env": env,
-                    "seed": "*",
-                    "statistic": "normalised",
-                    "status": "",
-                    "reason": "no reference score in config/scores.yaml",
-                }
-            )
-        finals = {}
-        for v in variants:
-            m = agg.matrix(exp, v, norm_envs, "normalised")
-            excluded += m.excluded
-            finals[v] = m
-            if m.n and norm_envs:
-                est = agg.memo(
-                    ("agg", v, tuple(norm_envs), tuple(m.seeds)),
-                    lambda m=m: stats.aggregates(m.values, agg.reps),
-                )
-                for metric, e in est.items():
-                    intervals.append(
-                        {
-                            "experiment": exp,
-                            "variant": v,
-                            "metric": metric,
-                            **_est_row(e),
-                            "n_seeds": m.n,
-                            "envs": " ".join(norm_envs),
-                        }
-                    )
-            groups = [(e, [e], False) for e in envs]
-            if norm_envs:
-                groups.append(("all (normalised)", norm_envs, True))
-            for label, group, norm in groups:
-                cm = agg.curve_matrix(exp, v, group, norm)
-                if not (cm.n and cm.steps.size):
-                    continue
-                point, ci = agg.memo(
-                    ("curve", v, tuple(group), norm, tuple(cm.seeds)),
-                    lambda cm=cm: stats.iqm_curve(cm.values, agg.reps),
-                )
-                for k, step in enumerate(cm.steps):
-                    curves.append(
-                        {
-                            "experiment": exp,
-                            "variant": v,
-                            "env": label,
-                            "scale": "normalised" if norm else "return",
-                            "step": int(step),
-                            "iqm": point[k],
-                            "ci_low": ci[0, k],
-                            "ci_high": ci[1, k],
-                            "n_seeds": cm.n,
-                        }
-                    )
-        pooled = [m.values for m in finals.values() if m.n]
-        if pooled and norm_envs:
-            allv = np.concatenate([p.ravel() for p in pooled])
-            taus = np.round(np.linspace(min(0.0, allv.min()), max(1.0, allv.max()), 41), 6)
-            for v, m in finals.items():
-                if not m.n:
-                    continue
-                prof, ci = agg.memo(
-                    ("profile", v, tuple(norm_envs), tuple(m.seeds), tuple(taus)),
-                    lambda m=m, taus=taus: stats.performance_profile(m.values, taus, agg.reps),
-                )
-                for k, tau in enumerate(taus):
-                    profiles.append(
-                        {
-                            "experiment": exp,
-                            "variant": v,
-                            "tau": tau,
-                            "fraction": prof[k],
-                            "ci_low": ci[0, k],
-                            "ci_high": ci[1, k],
-                            "n_seeds": m.n,
-                        }
-                    )
-        if PIVOT in variants:
-            for other in variants:
-                if other == PIVOT:
-                    continue
-                est, nx, ny = agg.pairwise(exp, PIVOT, other, "final_return", envs)
-                improvements.append(
-                    {
-                        "experiment": exp,
-                        "x": PIVOT,
-                        "y": other,
-                        "statistic": "final_return",
-                        **_est_row(est),
-                        "n_x": nx,
-                        "n_y": ny,
-                        "envs": " ".join(envs),
-                    }
-                )
-        if set(SPEEDUP_PAIR) <= set(variants):
-            for env in envs:
-                est, mf, ms, steps = agg.speedup(exp, env)
-                speedups.append(
-                    {
-                        "experiment": exp,
-                        "env": env,
-                        "fast": SPEEDUP_PAIR[0],
-                        "slow": SPEEDUP_PAIR[1],
-                        **_est_row(est),
-                        "n_fast": mf.n,
-                        "n_slow": ms.n,
-                        "last_step": int(steps[-1]) if steps.size else "",
-                    }
-                )
-    excl = (
-        pd.DataFrame(excluded).drop_duplicates()
-        if excluded
-        else pd.DataFrame(
-            columns=["experiment", "variant", "env", "seed", "statistic", "status", "reason"]
-        )
-    )
-    return {
-        "intervals": pd.DataFrame(intervals),
-        "curves_iqm": pd.DataFrame(curves),
-        "profiles": pd.DataFrame(profiles),
-        "improvement": pd.DataFrame(improvements),
-        "steps_to_threshold": pd.DataFrame(speedups),
-        "excluded": excl,
-    }
-
-
-def budgets(agg: Aggregation) -> list[dict[str, Any]]:
-    """Step budget, evaluation schedule per (variant, env), from the runs' configs."""
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for (variant, env, _), run in sorted(agg.runs.items()):
-        hp = run.config.get("hyperparameters", {})
-        out.setdefault(
-            (variant, env),
-            {
-                "variant": variant,
-                "env": env,
-                "total_steps": hp.get("total_steps"),
-                "eval_every": hp.get("eval_every"),
-                "eval_episodes": hp.get("eval_episodes"),
-            },
-        )
-    return list(out.values())
-
-
-def aggregate(profile: str, runs_root: Path, out_root: Path, reps: int | None = None) -> Path:
-    """Compute and write every table; returns the output directory."""
-    agg = Aggregation(profile, runs_root, reps)
-    out = out_root / profile
-    runs = agg.runs_table()
-    tables = {"runs": runs, "curves": agg.curves_table(), **statistics(agg)}
-    tables["claims"] = claims_table(agg)
-    problems = runs[runs["status"] != "ok"][["variant", "env", "seed", "status", "experiments"]]
-    tables["problems"] = problems
-    for name, df in tables.items():
-        atomic_write_text(out / f"{name}.csv", csv_text(df))
-    counts = runs["status"].map(lambda s: s.split(":")[0]).value_counts()
-    atomic_write_json(
-        out / "summary.json",
-        {
-            "profile": profile,
-            "label": agg.label,
-            "smoke": agg.smoke,
-            "bootstrap_reps": agg.reps,
-            "bootstrap_seed": stats.SEED,
-            "confidence": stats.CONFIDENCE,
-            "verdict_rule": stats.VERDICT_RULE,
-            "runs_expected": len(agg.expected()),
-            "runs_found": len(agg.runs),
-            "status_counts": {k: int(v) for k, v in sorted(counts.items())},
-            "problems": problems.to_dict(orient="records"),
-            "budgets": budgets(agg),
-            "experiment_order": list(agg.jobs),
-            "experiments": {
-                e: {
-                    "description": agg.catalogue["experiments"][e].get("description", ""),
-                    "envs": agg.envs_of(e),
-                    "variants": list(dict.fromkeys(j.variant for j in jobs)),
-                }
-                for e, jobs in agg.jobs.items()
-            },
-            "files": sorted(f"{n}.csv" for n in tables),
-        },
-    )
-    return out

@@ -1,7 +1,7 @@
-"""Per-environment random and reference returns for normalised scores (shared/DESIGN.md
+"""Per-environment random and reference returns for normalised scores (docs/statistics.md
 "Metrics": `(return - random) / (reference - random)`), read from config/scores.yaml.
 
-The random score is measured here (`python -m harness.scores ENV...`): the mean
+The random score is measured here (`python -m harness.analysis.scores ENV...`): the mean
 undiscounted return of a uniformly random policy over 100 episodes of the environment as
 the harness makes it (`algorithms.envs.make_env`, same time limit), env and action space
 seeded with 0. The reference is a published result, cited per environment in the YAML.
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from algorithms.envs import make_env, resolve_env
-from harness.config import CONFIG_DIR, ConfigError, load_yaml
+from harness.errors import ConfigError
+from harness.job.config import CONFIG_DIR, load_yaml
 
 RANDOM_EPISODES = 100
 RANDOM_SEED = 0

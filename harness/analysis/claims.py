@@ -1,6 +1,6 @@
-"""The claims table: each claim of the PMAC paper (shared/seeds/002) and of seed 001's
-Dyna-Q build, the statistic that tests it, its 95% CI, the seeds and a verdict by
-`harness.stats.VERDICT_RULE`.
+"""The claims table: each claim of the PMAC paper (Wang et al., "Live in the Moment") and of
+the Dyna-Q CartPole study, the statistic that tests it, its 95% CI, the seeds and a verdict by
+`harness.analysis.stats.VERDICT_RULE`.
 
 Statistics: "better"/"lower" claims use rliable's probability of improvement P(X > Y)
 (per environment, averaged; scale-free, so raw returns and errors need no normalisation),
@@ -11,22 +11,22 @@ environment; the CartPole claims the mean final return over seeds.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from rliable import metrics
 
-from harness import stats
-from harness.stats import Estimate, Region
-
-if TYPE_CHECKING:
-    from harness.aggregate import Aggregation
+from harness.analysis import stats
+from harness.analysis.stats import Estimate, Region
+from harness.analysis.tables import Aggregation
 
 BETTER = Region(0.5, 1.0)
 SPEEDUP = Region(1.8)  # "almost two times": at least 1.8x (docs/ambiguities.md)
 DYNA_Q = Region(195.0)
 MODEL_FREE = Region(125.0, 175.0)  # "plateaus around 150": within +-25 (docs/ambiguities.md)
+# The claims' source labels, printed in claims.csv and the report (kept as recorded in the
+# stored baselines and reference results).
 PAPER = "PMAC paper (shared/seeds/002)"
 SEED1 = "Dyna-Q build (shared/seeds/001)"
 

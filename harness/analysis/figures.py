@@ -11,9 +11,7 @@ unless the figure says IQM with 95% CI; only `ok` runs are plotted.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,10 +23,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from harness.config import ConfigError  # noqa: E402
-from harness.experiments import load_experiments  # noqa: E402
-from harness.rundir import atomic_write_json  # noqa: E402
-from harness.runs import Run, discover  # noqa: E402
+from harness.analysis.runs import Run, discover  # noqa: E402
+from harness.errors import ConfigError  # noqa: E402
+from harness.job.experiments import load_experiments  # noqa: E402
+from harness.job.rundir import atomic_write, atomic_write_json  # noqa: E402
 
 _PALETTE = [
     *sns.color_palette("tab10"),
@@ -579,16 +577,15 @@ RLIABLE = {
 
 
 def _save(fig, path: Path) -> None:
-    """PNG and PDF, each written to a temporary sibling and renamed into place."""
+    """PNG and PDF, each written atomically (harness.job.rundir.atomic_write)."""
     for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None})):
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{ext}", dir=path.parent)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=ext, dpi=110, bbox_inches="tight", metadata=meta)
-            os.replace(tmp, path.with_suffix(f".{ext}"))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(
+            path.with_suffix(f".{ext}"),
+            lambda fh, ext=ext, meta=meta: fig.savefig(
+                fh, format=ext, dpi=110, bbox_inches="tight", metadata=meta
+            ),
+            binary=True,
+        )
     plt.close(fig)
 
 

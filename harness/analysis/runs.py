@@ -1,4 +1,4 @@
-"""Reading run directories back (shared/DESIGN.md "A run directory"): the one loader the
+"""Reading run directories back (docs/pipeline.md "The run directory"): the one loader the
 aggregation, the figures, the report and the regression check share.
 
 A run is any directory holding `config.json`. Its status is `ok` or `failed: <reason>`
@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.config import ConfigError
+from harness.errors import ConfigError
 
 INCOMPLETE = "incomplete"
 

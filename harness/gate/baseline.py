@@ -1,7 +1,7 @@
-"""Stored baselines for the regression check (shared/DESIGN.md "Regression check", issue 7).
+"""Stored baselines for the regression check (docs/regression.md).
 
 `mbrl-bench baseline save --runs DIR --out results/baselines/{profile}/` reads finished runs
-through `harness.runs` and writes a directory small enough to commit:
+through `harness.analysis.runs` and writes a directory small enough to commit:
 
     provenance.json         what produced the runs: code commits, CPU model, library versions
     {variant}/{env}.json    per run: seed, status, final return, AUC, the evaluation curve,
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import provenance
-from harness.config import ConfigError
-from harness.rundir import WALL_CLOCK_SUFFIX, atomic_write_json
-from harness.runs import INCOMPLETE, Run, discover, read_json
+from harness.analysis.runs import INCOMPLETE, Run, discover, read_json
+from harness.errors import ConfigError
+from harness.job import provenance
+from harness.job.rundir import WALL_CLOCK_SUFFIX, atomic_write_json
 
 KIND = "mbrl-bench baseline"
 FORMAT = 1

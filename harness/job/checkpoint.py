@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from harness.config import ConfigError
-from harness.rundir import RunRecorder
+from harness.errors import ConfigError
+from harness.job.rundir import RunRecorder
 
 CHECKPOINT = "checkpoint.pt"
 

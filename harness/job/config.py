@@ -25,14 +25,12 @@ import yaml
 
 from algorithms.envs import EnvSpec
 from algorithms.registry import ALGORITHMS, Algorithm
+from harness.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
-SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = REPO_ROOT / "config"
+SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 PROFILES = ("smoke", "quick", "paper")
-
-
-class ConfigError(ValueError):
-    """Bad user input: reported as one line on stderr with exit code 2."""
 
 
 def load_yaml(path: Path) -> dict[str, Any]:

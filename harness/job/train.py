@@ -1,0 +1,202 @@
+"""One training job, start to finish (docs/pipeline.md "The run directory"): resolve and validate
+the configuration, write `config.json` and `provenance.json`, run the algorithm (resuming
+from `checkpoint.pt` when there is one), write `done.json`.
+
+Everything that can be wrong with the request is checked before the first file is written
+and raised as a `ConfigError` naming the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from algorithms.envs import EnvSpec, resolve_env
+from algorithms.loop import DivergedError
+from algorithms.registry import ALGORITHMS, Algorithm
+from algorithms.seeding import seed_everything
+from harness.errors import ConfigError
+from harness.job import provenance
+from harness.job.checkpoint import CHECKPOINT, FileCheckpoint
+from harness.job.config import load_profile, resolve
+from harness.job.rundir import RunRecorder, atomic_write_json
+
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What `mbrl-bench train` was asked to do (its command-line arguments)."""
+
+    algo: str
+    env: str
+    seed: int
+    out: Path
+    profile: str = "paper"
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # dotted key -> value
+    device: str = "cpu"
+    threads: int | None = None  # None: $OMP_NUM_THREADS, else torch's choice
+    variant: str | None = None  # None: the algorithm's name
+    checkpoint_every: int | None = None  # None: the profile's checkpoint_every; 0: never
+
+
+def resolve_run(
+    algo_name: str, env_name: str, profile_name: str, overrides: dict[str, Any]
+) -> tuple[Algorithm, EnvSpec, dict[str, Any], Any]:
+    """(algorithm, environment, profile, frozen config) of one run, validated."""
+    if algo_name not in ALGORITHMS:
+        raise ConfigError(f"unknown algorithm {algo_name!r}; choose one of {', '.join(ALGORITHMS)}")
+    algo = ALGORITHMS[algo_name]
+    profile = load_profile(profile_name)
+    try:
+        spec = resolve_env(env_name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if spec.discrete and algo.family in ("sac", "mbpo"):
+        raise ConfigError(f"{algo_name} needs continuous actions; {env_name} is discrete")
+    if not spec.discrete and algo.family == "dqn":
+        raise ConfigError(f"{algo_name} needs discrete actions; {env_name} is continuous")
+    cfg = resolve(algo, spec, profile, overrides)
+    if algo.validate is not None:
+        try:
+            algo.validate(cfg, spec)
+        except ValueError as exc:
+            raise ConfigError(f"invalid config: {exc}") from exc
+    return algo, spec, profile, cfg
+
+
+def train(req: TrainRequest) -> int:
+    """Run (or resume, or skip when finished) one job; 0 when done.json is written or was
+    already there."""
+    _check_request(req)
+    algo, spec, profile, cfg = resolve_run(req.algo, req.env, req.profile, req.overrides)
+    device = _device(req.device)
+    out = req.out
+    _check_writable(out)
+    if (out / "done.json").exists():
+        print(f"mbrl-bench: {out} is finished (done.json present); nothing to do", file=sys.stderr)
+        return 0
+
+    omp = os.environ.get("OMP_NUM_THREADS", "")  # Snakemake sets it to the rule's threads
+    threads = req.threads or (int(omp) if omp.isdigit() and int(omp) > 0 else None)
+    if threads:
+        torch.set_num_threads(threads)
+    label = f"{profile['profile']} {algo.name} {spec.name} seed{req.seed}"
+    config = run_config(req, algo, spec, profile, cfg, device)
+    _check_resumable(out, config)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", config)
+    prov = provenance.collect(device, config)
+    atomic_write_json(out / "provenance.json", prov)
+
+    every = req.checkpoint_every
+    every = int(profile.get("checkpoint_every", 0)) if every is None else every
+    rec = RunRecorder(out, label)
+    ckpt = FileCheckpoint(out, every, rec, config, device)
+    if not ckpt.path.exists():  # a fresh start: drop rows of an earlier, killed attempt
+        for stale in out.glob("*.csv"):
+            stale.unlink()
+        rec.log(f"profile: {profile['label']}")
+    gens = seed_everything(req.seed, device)
+    status = "ok"
+    try:
+        summary = algo.train(cfg, spec, gens, device, rec, ckpt)
+    except DivergedError as exc:
+        status, summary = f"failed: {exc}", {"final_return": float("nan"), "auc": float("nan")}
+        rec.log(f"run failed: {exc}")
+    done = {
+        "status": status,
+        **summary,
+        "algo": algo.name,
+        "variant": config["variant"],
+        "env": spec.name,
+        "seed": req.seed,
+        "profile": profile["profile"],
+        "env_steps": cfg.total_steps,
+        "wall_s": rec.elapsed(),
+        "notes": rec.notes,
+    }
+    atomic_write_json(out / "provenance.json", {**prov, "end_time": provenance.now()})
+    atomic_write_json(out / "done.json", done)
+    ckpt.remove()
+    print(f"[{label}] {status}: final return {summary['final_return']:.1f} -> {out}",
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def run_config(
+    req: TrainRequest,
+    algo: Algorithm,
+    spec: EnvSpec,
+    profile: dict[str, Any],
+    cfg: Any,
+    device: torch.device,
+) -> dict[str, Any]:
+    """The contents of config.json."""
+    termination = "known" if spec.termination is not None else "none: the model never terminates"
+    return {
+        "algo": algo.name,
+        "variant": req.variant or algo.name,
+        "env": spec.name,
+        "gym_id": spec.gym_id,
+        "env_kwargs": dict(spec.kwargs),
+        "termination": termination,
+        "seed": req.seed,
+        "profile": profile["profile"],
+        "profile_label": profile["label"],
+        "device": str(device),
+        "hyperparameters": dataclasses.asdict(cfg),
+    }
+
+
+def _check_request(req: TrainRequest) -> None:
+    if req.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {req.seed}")
+    if req.threads is not None and req.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {req.threads}")
+    if req.checkpoint_every is not None and req.checkpoint_every < 0:
+        raise ConfigError(f"--checkpoint-every must be >= 0, got {req.checkpoint_every}")
+    if req.variant is not None and not _LABEL.fullmatch(req.variant):
+        raise ConfigError(f"--variant {req.variant!r} must match {_LABEL.pattern}")
+
+
+def _device(name: str) -> torch.device:
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device {name!r}; choose cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda requested but CUDA is not available")
+    return torch.device(name)
+
+
+def _check_writable(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out} is not writable ({probe} does not accept new files)")
+
+
+def _check_resumable(out: Path, config: dict) -> None:
+    """A checkpoint may only be resumed by the configuration that wrote it."""
+    if not (out / CHECKPOINT).exists():
+        return
+    try:
+        previous = json.loads((out / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{out} holds a checkpoint but no readable config.json") from exc
+    if previous != json.loads(json.dumps(config)):
+        changed = sorted(k for k in {*previous, *config} if previous.get(k) != config.get(k))
+        raise ConfigError(
+            f"{out} holds a checkpoint of a different configuration ({', '.join(changed)} "
+            "differ); delete its checkpoint.pt to start over, or use another --out"
+        )

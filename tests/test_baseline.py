@@ -402,20 +402,17 @@ def test_save_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys):
 
 
 def test_regress_rules_train_the_regress_experiment_then_check(tmp_path):
-    """Dry run of workflow/rules/regress.smk under a minimal Snakefile that defines PROFILE
-    as the pipeline's does: one candidate job per (variant, env, seed) of the profile's
+    """Dry run of the workflow's `regress_check` (workflow/rules/regress.smk) in a scratch
+    working directory: one candidate job per (variant, env, seed) of the profile's
     `regress` experiment, each a `mbrl-bench train` into results/candidate/, then one
     `mbrl-bench check` against results/baselines/regress/smoke/."""
     repo = Path(__file__).resolve().parents[1]
-    (tmp_path / "Snakefile").write_text(
-        f'import os\nPROFILE = config["profile"]\n\ninclude: "{repo}/workflow/rules/regress.smk"\n'
-    )
     (tmp_path / "results/baselines/regress/smoke").mkdir(parents=True)
     (tmp_path / "results/baselines/regress/smoke/provenance.json").write_text("{}")
     exe = Path(sys.executable).with_name("snakemake")
     proc = subprocess.run(
-        [str(exe), "regress_check", "-n", "-p", "--cores", "1",
-         "--configfile", str(repo / "config/smoke.yaml")],
+        [str(exe), "-s", str(repo / "Snakefile"), "-d", str(tmp_path), "regress_check",
+         "-n", "-p", "--cores", "1", "--configfile", str(repo / "config/smoke.yaml")],
         cwd=tmp_path, capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

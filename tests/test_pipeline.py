@@ -89,3 +89,36 @@ def test_schema_knows_every_algorithm_family():
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     pattern = next(iter(schema["properties"]["train"]["patternProperties"]))
     assert {a.family for a in ALGORITHMS.values()} <= set(re.findall(r"\w+", pattern))
+    assert {a.family for a in ALGORITHMS.values()} | {"default"} == set(
+        schema["properties"]["resources"]["properties"]
+    )
+
+
+def test_schema_rejects_a_stray_resources_key():
+    data = load_profile("smoke")
+    data["resources"]["gpu"] = {"threads": 1, "mem_mb": 1000, "runtime": 5}
+    with pytest.raises(ConfigError) as err:
+        validate_profile(data, "smoke.yaml")
+    assert "resources: Additional properties are not allowed ('gpu' was unexpected)" in str(
+        err.value
+    )
+
+
+def test_every_schema_property_has_a_description_and_optional_ones_a_default():
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+
+    def walk(node: dict, where: str):
+        required = set(node.get("required", []))
+        for name, prop in (node.get("properties") or {}).items():
+            assert "description" in prop or "$ref" in prop, f"{where}.{name}: no description"
+            if "$ref" not in prop and name not in required and "default" not in prop:
+                assert "default:" in prop.get("description", ""), f"{where}.{name}: no default"
+            yield from walk(prop, f"{where}.{name}")
+        for sub in ("additionalProperties",):
+            if isinstance(node.get(sub), dict):
+                yield from walk(node[sub], f"{where}.*")
+        yield where
+
+    places = list(walk(schema, "profile"))
+    places += [p for d in schema["$defs"].values() for p in walk(d, "$defs")]
+    assert len(places) > 20

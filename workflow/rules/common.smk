@@ -1,9 +1,37 @@
-# What the rules and target rules share: the profile's files and the job behind a set of
-# wildcards with its resources.
+# All the workflow's Python: the profile's validation, the paths, the job tables and the
+# input functions the rules share. The jobs come from config/experiments.yaml and the
+# profile, expanded by harness.job.experiments; rules only wire files to CLI calls.
+import os
+
+from algorithms.registry import ALGORITHMS
+from harness.job.config import validate_profile
+from harness.job.experiments import all_jobs, experiment_jobs
+
+# One validation, against workflow/schemas/config.schema.yaml: the harness's validator,
+# whose message is one line naming the key (it is the one `mbrl-bench train` uses).
+validate_profile(config, "profile")
+
+PROFILE = config["profile"]
+RUNS = "results/runs"  # the reproduction's run directories: RUNS/PROFILE/variant/env/seedN
+CANDIDATES = "results/candidate"  # the regression gate's candidate runs, same layout
+BASELINES = "results/baselines/regress"  # the gate's stored baselines, one per profile
+AGGREGATE = "results/aggregate"
+BENCHMARKS = "results/benchmarks"
+LOGS = "results/logs"
+REPORTS = "reports"
+
+JOBS = {(j.variant, j.env, str(j.seed)): j for j in all_jobs(config)}
+REGRESS_JOBS = {
+    (j.variant, j.env, str(j.seed)): j
+    for j in experiment_jobs(PROFILE, gate=True).get("regress", [])
+}
 
 
 def job_of(wildcards):
-    return JOBS[(wildcards.variant, wildcards.env, wildcards.seed)]
+    """The job behind a train rule's wildcards (a variant names one algorithm and one set
+    of overrides, so a key found in both tables is the same job)."""
+    key = (wildcards.variant, wildcards.env, wildcards.seed)
+    return JOBS[key] if key in JOBS else REGRESS_JOBS[key]
 
 
 def resources_of(wildcards):
@@ -16,6 +44,6 @@ def done_files():
     return [f"{j.run_dir(RUNS, PROFILE)}/done.json" for j in JOBS.values()]
 
 
-def benchmark_files():
-    """Every training job's Snakemake benchmark (wall time, memory, CPU time)."""
-    return [f"results/benchmarks/{PROFILE}/{v}/{e}/seed{s}.tsv" for v, e, s in JOBS]
+def regress_done_files():
+    """Every candidate run of the regression gate's `regress` experiment."""
+    return [f"{j.run_dir(CANDIDATES, PROFILE)}/done.json" for j in REGRESS_JOBS.values()]

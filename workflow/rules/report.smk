@@ -1,5 +1,5 @@
-# Statistics, figures and the HTML report (issue 6), from the stored run directories only.
-# Uses PROFILE, RUNS and done_files() from the Snakefile; each rule calls the CLI.
+# Statistics, figures and the HTML report, from the stored run directories only.
+# Uses the paths and done_files() of common.smk; each rule calls the CLI.
 # The figure set depends on the data (a figure without data is skipped and the report says
 # why), so `figures` outputs a directory and marks its PNGs for `snakemake --report`.
 
@@ -8,23 +8,24 @@ rule aggregate:
     input:
         done_files(),
     output:
-        summary=f"results/aggregate/{PROFILE}/summary.json",
-        runs=f"results/aggregate/{PROFILE}/runs.csv",
+        summary=f"{AGGREGATE}/{PROFILE}/summary.json",
+        runs=f"{AGGREGATE}/{PROFILE}/runs.csv",
         claims=report(
-            f"results/aggregate/{PROFILE}/claims.csv",
+            f"{AGGREGATE}/{PROFILE}/claims.csv",
             caption="../report/claims.rst",
             category="Claims",
         ),
     params:
         profile=PROFILE,
         runs=lambda wildcards: RUNS,
+        out=lambda wildcards, output: os.path.dirname(os.path.dirname(output.summary)),
     log:
-        f"results/aggregate/{PROFILE}.log",
+        f"{AGGREGATE}/{PROFILE}.log",
     conda:
         "../envs/mbrl-bench.yaml"
     shell:
         "mbrl-bench aggregate --profile {params.profile} --runs {params.runs}"
-        " --out results/aggregate 2> {log}"
+        " --out {params.out} 2> {log}"
 
 
 rule figures:
@@ -32,7 +33,7 @@ rule figures:
         rules.aggregate.output.summary,
     output:
         report(
-            directory(f"reports/{PROFILE}/figures"),
+            directory(f"{REPORTS}/{PROFILE}/figures"),
             patterns=["{name}.png"],
             caption="../report/figures.rst",
             category="Figures",
@@ -40,13 +41,15 @@ rule figures:
     params:
         profile=PROFILE,
         runs=lambda wildcards: RUNS,
+        aggregate=lambda wildcards, input: os.path.dirname(os.path.dirname(input[0])),
+        out=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),
     log:
-        f"reports/{PROFILE}/figures.log",
+        f"{REPORTS}/{PROFILE}/figures.log",
     conda:
         "../envs/mbrl-bench.yaml"
     shell:
         "mbrl-bench figures --profile {params.profile} --runs {params.runs}"
-        " --aggregate results/aggregate --out reports 2> {log}"
+        " --aggregate {params.aggregate} --out {params.out} 2> {log}"
 
 
 rule report:
@@ -55,17 +58,21 @@ rule report:
         rules.figures.output,
     output:
         report(
-            f"reports/{PROFILE}/index.html",
+            f"{REPORTS}/{PROFILE}/index.html",
             caption="../report/index.rst",
             category="Report",
         ),
     params:
         profile=PROFILE,
         runs=lambda wildcards: RUNS,
+        aggregate=lambda wildcards, input: os.path.dirname(os.path.dirname(input[0])),
+        benchmarks=BENCHMARKS,
+        out=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),
     log:
-        f"reports/{PROFILE}/report.log",
+        f"{REPORTS}/{PROFILE}/report.log",
     conda:
         "../envs/mbrl-bench.yaml"
     shell:
         "mbrl-bench report --profile {params.profile} --runs {params.runs}"
-        " --aggregate results/aggregate --benchmarks results/benchmarks --out reports 2> {log}"
+        " --aggregate {params.aggregate} --benchmarks {params.benchmarks}"
+        " --out {params.out} 2> {log}"

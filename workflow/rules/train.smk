@@ -1,5 +1,5 @@
 # One rule instance per training run; its algorithm and overrides come from the job table
-# (harness.job.experiments), its threads and resources from the profile's `resources:` block.
+# (common.smk), its threads and resources from the profile's `resources:` block.
 # Only done.json is declared: the run directory's checkpoint.pt is not an output, so
 # `--rerun-incomplete` keeps it and the rerun job resumes from it.
 
@@ -8,9 +8,9 @@ rule train:
     output:
         f"{RUNS}/{PROFILE}/{{variant}}/{{env}}/seed{{seed}}/done.json",
     log:
-        f"results/logs/{PROFILE}/{{variant}}/{{env}}/seed{{seed}}.log",
+        f"{LOGS}/{PROFILE}/{{variant}}/{{env}}/seed{{seed}}.log",
     benchmark:
-        f"results/benchmarks/{PROFILE}/{{variant}}/{{env}}/seed{{seed}}.tsv"
+        f"{BENCHMARKS}/{PROFILE}/{{variant}}/{{env}}/seed{{seed}}.tsv"
     wildcard_constraints:
         seed=r"\d+",
     threads: lambda wildcards: resources_of(wildcards)["threads"]

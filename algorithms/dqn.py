@@ -1,5 +1,5 @@
 """DQN (Mnih et al. 2015), the model-free Q-learner of the Dyna-Q CartPole study
-(shared/seeds/001, "Build it"), and the Q-learning machinery Dyna-Q shares with it.
+(docs/ambiguities.md D1-D11), and the Q-learning machinery Dyna-Q shares with it.
 
 One implementation serves both agents: the Q-network, its Adam optimiser, the hard-copied
 target network, the epsilon schedule, the replay sampling and the update live here, and
@@ -36,22 +36,23 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from algorithms.buffer import Batch, ReplayBuffer
-from algorithms.envs import EnvSpec, make_env
-from algorithms.loop import (
+from algorithms.parts.buffer import Batch, ReplayBuffer
+from algorithms.parts.envs import EnvSpec, make_env_pair
+from algorithms.parts.loop import (
     Checkpointer,
     Episode,
     LoopConfig,
     LoopState,
     Recorder,
+    UpdateStats,
     online_loop,
     resume,
 )
-from algorithms.nets import EnsembleMLP
-from algorithms.sac import UpdateStats
-from algorithms.seeding import Generators
+from algorithms.parts.nets import EnsembleMLP
+from algorithms.parts.seeding import Generators
 
-CLAIM_THRESHOLD = 195.0  # seed 001: "the model-based agent reaches reward >= 195"
+# The CartPole recipe (ledger D1-D11): "the model-based agent reaches reward >= 195".
+CLAIM_THRESHOLD = 195.0
 
 
 @dataclass(frozen=True)
@@ -86,14 +87,14 @@ class QConfig:
 
 @dataclass(frozen=True)
 class DQNConfig(LoopConfig):
-    """Budget of the CartPole study: 5,000 real transitions (seed 001), random warm-up
-    included; evaluation every 500 steps with the recipe's 50 episodes each, so the last
+    """Budget of the CartPole study: 5,000 real transitions (the recipe, ledger D1), random
+    warm-up included; evaluation every 500 steps with the recipe's 50 episodes each, so the last
     evaluation (at `total_steps`) is the recipe's 50-episode one."""
 
-    total_steps: int = 5_000  # seed 001: "the same 5K real transitions"
+    total_steps: int = 5_000  # the recipe: "the same 5K real transitions"
     warmup_steps: int = 1_000  # uniform random actions first (zoo learning_starts)
     eval_every: int = 500
-    eval_episodes: int = 50  # seed 001 step 5
+    eval_episodes: int = 50  # the recipe's evaluation (ledger D1-D11)
     replay_size: int = 100_000  # Q-buffer capacity (zoo buffer_size)
     q: QConfig = field(default_factory=QConfig)
 
@@ -214,13 +215,18 @@ def run(
     loop: LoopState | None = None,
     ckpt: Checkpointer | None = None,
 ) -> dict[str, Any]:
-    """The Q-learning loop both agents share (`algorithms.loop.online_loop`): store every
-    real transition; after warm-up, `plan(t, eps)` (Dyna-Q's model fits and imagined
-    rollouts, returning statistics of the step; None for DQN) and then one Q update per
-    real step. One train.csv row per evaluation interval: means over its steps of the
-    update (and plan) statistics, plus `row_extra()`."""
-    env = make_env(spec, gens.seed)
-    eval_env = make_env(spec, gens.seed + 10_000)
+    """The Q-learning loop both agents share (`algorithms.parts.loop.online_loop`), per
+    real step t = 1..total_steps:
+    1. act: uniform random during warm-up, else eps-greedy; step the env; `store` the
+       transition in the real buffer (and, for Dyna-Q, in the Q-buffer);
+    2. `learn(t)`, after warm-up: `plan(t, eps)` (Dyna-Q's model fits and imagined
+       rollouts into the Q-buffer, returning statistics of the step; None for DQN), then
+       one Q update on a Q-buffer batch; every `eval_every` steps one train.csv row: the
+       interval's means of the update (and plan) statistics, plus `row_extra()`;
+    3. every `eval_every` steps: evaluate the greedy policy on the evaluation env, then
+       `diagnose` (Dyna-Q's model diagnostics);
+    4. at the first episode end after every `checkpoint_every` steps: a checkpoint."""
+    env, eval_env = make_env_pair(spec, gens.seed)
     agent, gen, rng = state.agent, gens.torch, gens.numpy
 
     def policy(obs: np.ndarray, deterministic: bool) -> int:
@@ -241,8 +247,7 @@ def run(
         update = agent.update(state.q_buffer.sample(cfg.q.batch_size, gen))
         state.stats.add({**update, **planned})
         if t % cfg.eval_every == 0:
-            means = state.stats.row(t)  # raises DivergedError on non-finite values
-            del means["step"], means["sac_updates"]
+            means = state.stats.means(t)  # raises DivergedError on non-finite values
             extra = row_extra() if row_extra is not None else {}
             eps = epsilon(t, cfg.total_steps, cfg.q)
             rec.train({"step": t, "q_updates": agent.updates, "epsilon": eps, **means, **extra})

@@ -1,4 +1,4 @@
-"""Dyna-Q on CartPole (shared/seeds/001, "Build it"; Sutton 1990's Dyna with a learned
+"""Dyna-Q on CartPole (docs/ambiguities.md D1-D11; Sutton 1990's Dyna with a learned
 neural model): `algorithms.dqn`'s Q-learner plus a dynamics model and imagined transitions.
 
 Per real step after warm-up (recipe steps 2-4): at the end of warm-up and then every
@@ -9,16 +9,17 @@ imagined transition goes into the Q-buffer next to the real ones; then the one Q
 the real step. The K
 rollouts are one batched tensor operation per horizon step.
 
-The model is `algorithms.ensemble.ProbabilisticEnsemble` (Gaussian NLL on [reward, next
+The model is `algorithms.parts.ensemble.ProbabilisticEnsemble` (Gaussian NLL on [reward, next
 state - state], mean and log-variance heads, Adam lr 1e-3, batch 256, input normalisation,
 holdout early stopping, at most 50 epochs per fit: recipe step 3) with one-hot actions at
 its input; one member for `dyna_q`, three for the adaptive variant. Imagined next states
 are sampled from the predicted Gaussian (MBPO's model step), rewards are the model's,
-terminations come from the known CartPole termination function (`algorithms.envs`). The
+terminations come from the known CartPole termination function (`algorithms.parts.envs`). The
 recipe's "L2 penalty on the Laplacian of the prediction" is read as the ensemble's L2
 weight decay (docs/ambiguities.md).
 
-Adaptive horizon (`horizon_mode="adaptive"`, seed 001's "frontier researcher" build): the
+Adaptive horizon (`horizon_mode="adaptive"`, the recipe's "frontier researcher" build,
+ledger D10): the
 disagreement of the 3 members, u(s, a) = mean over state dimensions of the members'
 standard deviation of the predicted next state, in units of the state's standard
 deviation, decides per rollout and per step: a rollout continues (up to `horizon` steps)
@@ -40,13 +41,14 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from algorithms import diagnostics as diag
-from algorithms.buffer import ReplayBuffer
 from algorithms.dqn import DQNConfig, QAgent, State, check_discrete, run
-from algorithms.ensemble import EnsembleConfig, ProbabilisticEnsemble
-from algorithms.envs import EnvSpec, TerminationFn
-from algorithms.loop import Checkpointer, Episode, Recorder, resume
-from algorithms.seeding import Generators
+from algorithms.parts import diagnostics as diag
+from algorithms.parts.buffer import ReplayBuffer
+from algorithms.parts.ensemble import EnsembleConfig, ProbabilisticEnsemble
+from algorithms.parts.envs import EnvSpec, TerminationFn
+from algorithms.parts.fit import fit_ensemble
+from algorithms.parts.loop import Checkpointer, Episode, Recorder, resume
+from algorithms.parts.seeding import Generators
 
 IMAGINED = 1  # `segment` of imagined transitions in the Q-buffer (real ones are 0)
 
@@ -141,20 +143,17 @@ class DiscreteModel:
 
     @torch.no_grad()
     def step(self, obs: Tensor, act: Tensor, gen: torch.Generator) -> tuple[Tensor, ...]:
-        """obs [B, D], act [B, 1] -> next_obs [B, D], reward [B], disagreement u [B]."""
-        mean, logvar = self._members(obs, act)  # [E, B, 1 + D]
-        elites = self.ensemble.elite_idx
+        """obs [B, D], act [B, 1] -> next_obs [B, D], reward [B], disagreement u [B]; each
+        row's elite drawn i.i.d. (ledger D4)."""
+        elites, b = self.ensemble.elite_idx, obs.shape[0]
         if elites.shape[0] == 1:
-            mu, lv = mean[elites[0]], logvar[elites[0]]  # [B, 1 + D]
+            member = elites[:1].expand(b)  # [B]
         else:
-            b = obs.shape[0]
             member = elites[torch.randint(elites.shape[0], (b,), generator=gen, device=obs.device)]
-            rows = torch.arange(b, device=obs.device)
-            mu, lv = mean[member, rows], logvar[member, rows]  # [B, 1 + D]
-        if not self.deterministic:
-            noise = torch.randn(mu.shape, generator=gen, device=obs.device)
-            mu = mu + noise * (0.5 * lv).exp()
-        return obs + mu[:, 1:], mu[:, 0], self._disagreement(mean)
+        nxt, rew, mean = self.ensemble.member_step(
+            obs, self.one_hot(act), member, gen, self.deterministic
+        )  # [B, D], [B], [E, B, 1 + D]
+        return nxt, rew, self._disagreement(mean)
 
     def sample_step(self, obs: Tensor, act: Tensor, generator: torch.Generator):
         return self.step(obs, act, generator)[:2]
@@ -165,7 +164,7 @@ class DiscreteModel:
     def fit(self, real: ReplayBuffer, gen: torch.Generator) -> dict[str, float]:
         n = len(real)
         act = self.one_hot(real.act[:n])
-        return self.ensemble.train_model(real.obs[:n], act, real.next_obs[:n], real.rew[:n], gen)
+        return fit_ensemble(self.ensemble, real.obs[:n], act, real.next_obs[:n], real.rew[:n], gen)
 
 
 @torch.no_grad()
@@ -236,7 +235,11 @@ def train(
     rec: Recorder,
     ckpt: Checkpointer | None = None,
 ) -> dict[str, Any]:
-    """Train one Dyna-Q run (fixed or adaptive horizon); returns the done.json summary."""
+    """Train one Dyna-Q run (fixed or adaptive horizon); returns the done.json summary.
+    The loop is `algorithms.dqn.run`'s, with `plan` (per real step after warm-up, before
+    the Q update): every `model_train_freq` steps refit the model (adaptive: and its
+    disagreement threshold), then K imagined rollouts from real start states into the
+    Q-buffer."""
     check_discrete(spec, "dyna_q")
     state, loop = resume(ckpt, gens, lambda: fresh_state(cfg, spec, device))
     gen = gens.torch
@@ -299,21 +302,15 @@ def model_diagnostics(
     gens: Generators,
 ) -> dict[str, list[dict]]:
     """Rows of model.csv, compounding.csv, coadaptation.csv and visitation.csv at env step
-    t (definitions in algorithms.diagnostics). The co-adaptation policy is the greedy Q
+    t (definitions in algorithms.parts.diagnostics). The co-adaptation policy is the greedy Q
     policy. Visitation has no PMAC mixture here; its sources are the greedy policy's
     evaluation state-actions (`policy`), the real buffer (`uniform`) and the Q-buffer's
     imagined transitions (`imagined`), Q(s, a) of the recorded action."""
     d, gen, dev, model = cfg.diagnostics, gens.diag_torch, state.real.device, state.model
     assert model is not None
     real, qbuf = state.real, state.q_buffer
-    obs, act, nxt = diag.transitions(episodes)
-    g = real.sample_indices(d.global_samples, gen)
-    local = diag.one_step_error(model, obs, act, nxt, dev)
-    glob = diag.one_step_error(model, real.obs[g], real.act[g], real.next_obs[g], dev)
-    segs = diag.pick_segments(episodes, d.segments, d.horizon, gens.diag_numpy)
-    comp = diag.compounding_error(model, segs, d.sampling, gen, dev)
-    coad = diag.coadaptation(
-        model, state.agent.greedy, segs, spec.termination, d.sampling, gen, dev
+    rows, (obs, act) = diag.model_measurements(
+        model, lambda segs: state.agent.greedy, episodes, real, spec.termination, d, gens, t
     )
     uni = real.sample_indices(d.visitation_samples, gen)
     sources = {
@@ -329,7 +326,4 @@ def model_diagnostics(
             source: state.agent.values(o).gather(1, a.long()).squeeze(1)
             for source, (o, a) in sources.items()
         }
-    return {
-        **diag.model_rows(t, local, glob, comp, coad),
-        "visitation": diag.visitation_rows(t, q, d.quantiles),
-    }
+    return {**rows, "visitation": diag.visitation_rows(t, q, d.quantiles)}

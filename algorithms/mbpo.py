@@ -22,14 +22,23 @@ from dataclasses import dataclass, field
 
 import torch
 
-from algorithms import diagnostics as diag
-from algorithms.buffer import ReplayBuffer
-from algorithms.ensemble import EnsembleConfig, ProbabilisticEnsemble
-from algorithms.envs import EnvSpec, make_env
-from algorithms.loop import Checkpointer, Episode, LoopConfig, Recorder, online_loop, resume
+from algorithms.parts import diagnostics as diag
+from algorithms.parts.buffer import ReplayBuffer
+from algorithms.parts.ensemble import EnsembleConfig, ProbabilisticEnsemble
+from algorithms.parts.envs import EnvSpec, make_env_pair
+from algorithms.parts.fit import fit_ensemble
+from algorithms.parts.loop import (
+    Checkpointer,
+    Episode,
+    LoopConfig,
+    Recorder,
+    UpdateStats,
+    online_loop,
+    resume,
+)
+from algorithms.parts.seeding import Generators
 from algorithms.pmac import PMACConfig, segment_of_step, transition_weights
-from algorithms.sac import SACAgent, SACConfig, UpdateStats
-from algorithms.seeding import Generators
+from algorithms.sac import SACAgent, SACConfig
 
 
 @dataclass(frozen=True)
@@ -165,13 +174,24 @@ def train(
     rec: Recorder,
     ckpt: Checkpointer | None = None,
 ) -> dict[str, float]:
-    """Train one MBPO/PMAC run; returns the summary written to done.json."""
+    """Train one MBPO/PMAC run (MBPO paper Algorithm 2); returns the done.json summary.
+
+    The loop (`algorithms.parts.loop.online_loop`), per env step t = 1..total_steps:
+    1. act: uniform random during warm-up, else the SAC policy (stochastic); step the
+       training env; `store` the transition in the real buffer with its PMAC segment;
+    2. `learn(t)`, after warm-up: every `model_train_freq` steps, write the finished model
+       period's train.csv row (`flush`), fit the model (PMAC: on mixture-weighted data)
+       and refill the model buffer with branched rollouts (PMAC: from mixture-weighted
+       start states); then `updates_per_step` SAC updates on mixed real/model batches;
+    3. every `eval_every` steps: evaluate the deterministic policy on the evaluation env,
+       then `diagnose` (model diagnostics on the evaluation episodes);
+    4. at the first episode end after every `checkpoint_every` steps: a checkpoint.
+    """
     if spec.discrete:
         raise ValueError(f"MBPO/PMAC need a continuous action space; {spec.name} is discrete")
     if spec.termination is None:
         rec.log(f"note: no termination function for {spec.name}: the model never terminates")
-    env = make_env(spec, gens.seed)
-    eval_env = make_env(spec, gens.seed + 10_000)
+    env, eval_env = make_env_pair(spec, gens.seed)
 
     def fresh() -> _RunState:
         low, high = env.action_space.low, env.action_space.high
@@ -248,8 +268,8 @@ def _train_model_and_rollout(
     t0 = time.perf_counter()
     weights, start_probs, mixture = _mixture(cfg, real)
     weighting = cfg.pmac.weighting if cfg.pmac else "resample"
-    fit = model.train_model(
-        real.obs[:n], real.act[:n], real.next_obs[:n], real.rew[:n], gen, weights, weighting
+    fit = fit_ensemble(
+        model, real.obs[:n], real.act[:n], real.next_obs[:n], real.rew[:n], gen, weights, weighting
     )
     t1 = time.perf_counter()
     epoch = (t - cfg.warmup_steps) // cfg.epoch_length
@@ -296,19 +316,14 @@ def model_diagnostics(
     gens: Generators,
 ) -> dict[str, list[dict]]:
     """Rows of model.csv, compounding.csv, coadaptation.csv and visitation.csv at env step
-    t, from this evaluation's episodes and the real buffer (see algorithms.diagnostics).
+    t, from this evaluation's episodes and the real buffer (see algorithms.parts.diagnostics).
     The `mixture` source of visitation.csv is PMAC's weighting of the real buffer; for MBPO
     it is what PMAC (default alpha) would weight, for comparison (paper Fig. 1c/d)."""
     d, gen, dev = cfg.diagnostics, gens.diag_torch, real.device
-    obs, act, nxt = diag.transitions(episodes)
-    g = real.sample_indices(d.global_samples, gen)
-    local = diag.one_step_error(model, obs, act, nxt, dev)
-    glob = diag.one_step_error(model, real.obs[g], real.act[g], real.next_obs[g], dev)
-    segs = diag.pick_segments(episodes, d.segments, d.horizon, gens.diag_numpy)
-    comp = diag.compounding_error(model, segs, d.sampling, gen, dev)
-    coad = diag.coadaptation(
-        model, agent.actor.deterministic, segs, spec.termination, d.sampling, gen, dev
-    )
+    rows, (obs, act) = diag.model_measurements(
+        model, lambda segs: agent.actor.deterministic, episodes, real, spec.termination, d,
+        gens, t,
+    )  # fmt: skip
     alpha = cfg.pmac.alpha if cfg.pmac is not None else PMACConfig().alpha
     probs = transition_weights(real.segment[: len(real)], alpha)
     mix = torch.multinomial(probs, d.visitation_samples, replacement=True, generator=gen)
@@ -320,7 +335,4 @@ def model_diagnostics(
     }
     with torch.no_grad():
         q = {source: agent.q_values(o, a).min(0).values for source, (o, a) in sources.items()}
-    return {
-        **diag.model_rows(t, local, glob, comp, coad),
-        "visitation": diag.visitation_rows(t, q, d.quantiles),
-    }
+    return {**rows, "visitation": diag.visitation_rows(t, q, d.quantiles)}

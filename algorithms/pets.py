@@ -2,7 +2,7 @@
 Reinforcement Learning in a Handful of Trials using Probabilistic Dynamics Models"), as in
 kchua/handful-of-trials (`dmbrl/controllers/MPC.py`, `dmbrl/config/<env>.py`).
 
-Per env step: plan with CEM (`algorithms.cem`) over action sequences scored by the mean
+Per env step: plan with CEM (`algorithms.parts.cem`) over action sequences scored by the mean
 return of `particles` particles propagated through the probabilistic ensemble, execute the
 first action (MPC). Every `model_train_freq` env steps (default: one episode) the ensemble
 is retrained on all real data; a random warm-up comes first (handful-of-trials: one random
@@ -16,8 +16,8 @@ All candidates x particles x members go through the ensemble in one batched forw
 horizon step (`EnsembleMLP`'s baddbmm, members as the batch dim).
 
 Rewards are learned by default (the ensemble predicts reward and state delta, as for
-MBPO); `reward: known` uses `algorithms.rewards`. A particle stops collecting reward after
-the env's termination function fires (`algorithms.envs`).
+MBPO); `reward: known` uses `algorithms.parts.rewards`. A particle stops collecting reward after
+the env's termination function fires (`algorithms.parts.envs`).
 
 Deviations, each in docs/ambiguities.md: gymnasium v5 envs with their own rewards; no
 observation pre-processing (handful-of-trials feeds sin/cos of angles to the model; our
@@ -26,7 +26,7 @@ and restores each member's best epoch (handful-of-trials: no holdout, last epoch
 CartPole-v1 discrete actions are planned as one continuous value u in [-1, 1], executed as
 `u > 0` (push right) and fed to the model as +-1.
 
-Model diagnostics (issue 4) through `algorithms.diagnostics`: `model.csv` and
+Model diagnostics through `algorithms.parts.diagnostics`: `model.csv` and
 `compounding.csv` as for MBPO, the model stepped by PETS's own propagation (each segment a
 particle of one fixed member for TS-inf, resampled per step for TS-1, Gaussian noise);
 `coadaptation.csv` compares, from each segment's real start state, the return the planner
@@ -39,7 +39,6 @@ critic.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -50,12 +49,13 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from algorithms import diagnostics as diag
-from algorithms.buffer import ReplayBuffer
-from algorithms.cem import CEMConfig, CEMPlanner
-from algorithms.ensemble import EnsembleConfig, ProbabilisticEnsemble
-from algorithms.envs import EnvSpec, TerminationFn, make_env
-from algorithms.loop import (
+from algorithms.parts import diagnostics as diag
+from algorithms.parts.buffer import ReplayBuffer
+from algorithms.parts.cem import CEMConfig, CEMPlanner
+from algorithms.parts.ensemble import EnsembleConfig, ProbabilisticEnsemble
+from algorithms.parts.envs import EnvSpec, TerminationFn, make_env_pair
+from algorithms.parts.fit import fit_ensemble
+from algorithms.parts.loop import (
     Checkpointer,
     DivergedError,
     Episode,
@@ -64,8 +64,8 @@ from algorithms.loop import (
     online_loop,
     resume,
 )
-from algorithms.rewards import KNOWN_REWARDS, RewardFn
-from algorithms.seeding import Generators
+from algorithms.parts.rewards import KNOWN_REWARDS, RewardFn
+from algorithms.parts.seeding import Generators
 
 # Rows per member per forward chunk of the planning rollout: keeps each [E, rows, hidden]
 # activation cache-sized (see tests/test_benchmarks.py::test_bench_pets_action).
@@ -101,7 +101,7 @@ class PETSConfig(LoopConfig):
     horizon: int = 30  # PLAN_HOR (pusher 25)
     particles: int = 20  # npart, a multiple of model.members
     propagation: Literal["ts_inf", "ts1"] = "ts_inf"  # trajectory sampling (paper: TS-inf)
-    reward: Literal["learned", "known"] = "learned"  # known: algorithms.rewards
+    reward: Literal["learned", "known"] = "learned"  # known: algorithms.parts.rewards
     cem: CEMConfig = field(default_factory=CEMConfig)
     model: EnsembleConfig = field(default_factory=_pets_model)
     diagnostics: diag.DiagnosticsConfig = field(default_factory=diag.DiagnosticsConfig)
@@ -207,7 +207,7 @@ class EnsembleDynamics:
             for w, b in layers[:-1]:
                 h = F.silu(torch.bmm(h, w).add_(b), inplace=True)  # [E, c, H]
             w, b = layers[-1]
-            mean, logvar = m._bound(torch.bmm(h, w).add_(b))  # [E, c, out] each
+            mean, logvar = m.bound(torch.bmm(h, w).add_(b))  # [E, c, out] each
             noise = torch.randn(mean.shape, generator=gen, device=obs.device)
             out[:, s : s + _CHUNK] = noise.mul_(logvar.mul_(0.5).exp_()).add_(mean)
         return obs + out[..., 1:], out[..., 0]
@@ -332,15 +332,26 @@ def train(
     rec: Recorder,
     ckpt: Checkpointer | None = None,
 ) -> dict[str, float]:
-    """Train PETS; returns the summary written to done.json."""
+    """Train PETS; returns the summary written to done.json.
+
+    The loop (`algorithms.parts.loop.online_loop`), per env step t = 1..total_steps:
+    1. act: uniform random during warm-up, else the CEM plan's first action (the planner
+       warm-starts from its previous plan within an episode); step the training env;
+       `store` the transition in the real buffer;
+    2. `learn(t)`: every `model_train_freq` steps after warm-up (default: once per episode
+       length), write the finished period's train.csv row and refit the ensemble on every
+       real transition;
+    3. every `eval_every` steps: evaluate the planner on the evaluation env (its own warm
+       start), then `diagnose` (model diagnostics);
+    4. at the first episode end after every `checkpoint_every` steps: a checkpoint.
+    """
     validate(cfg, spec)
     freq = cfg.model_train_freq or spec.max_episode_steps
     rec.log(f"pets: model trained every {freq} env steps, after {cfg.warmup_steps} random")
     reduced = _reduced_budget(cfg)
     if reduced:
         rec.log(f"pets: planning budget below the paper's: {reduced}")
-    env = make_env(spec, gens.seed)
-    eval_env = make_env(spec, gens.seed + 10_000)
+    env, eval_env = make_env_pair(spec, gens.seed)
     st, loop = resume(ckpt, gens, lambda: _fresh_state(cfg, spec, Actions.of(env, spec), device))
     env = _ResetHook(env, lambda: st.planner.reset())
     eval_env = _ResetHook(eval_env, lambda: st.eval_planner.reset())
@@ -403,7 +414,7 @@ def _train_model(st: PETSState, gen: torch.Generator) -> dict[str, float]:
     """Retrain the ensemble on every real transition so far (handful-of-trials MPC.train)."""
     n, r = len(st.real), st.real
     t0 = time.perf_counter()
-    fit = st.model.train_model(r.obs[:n], r.act[:n], r.next_obs[:n], r.rew[:n], gen)
+    fit = fit_ensemble(st.model, r.obs[:n], r.act[:n], r.next_obs[:n], r.rew[:n], gen)
     if not np.isfinite(fit["model_loss"]):
         raise DivergedError(f"non-finite model loss after {n} transitions")
     return {**fit, "model_train_wall_s": time.perf_counter() - t0, "real_size": n}
@@ -434,14 +445,8 @@ class _ParticleStep:
             member = torch.arange(n, device=obs.device) % E  # [n]
         else:
             member = torch.randint(E, (n,), generator=gen, device=obs.device)  # [n]
-        x = m.normalise(torch.cat([obs, act], -1)).expand(E, -1, -1)  # [E, n, in], n small
-        mean, logvar = m(x)  # [E, n, out]
-        rows = torch.arange(n, device=obs.device)
-        mean, logvar = mean[member, rows], logvar[member, rows]  # [n, out]
-        noise = torch.randn(mean.shape, generator=gen, device=obs.device)
-        out = mean + noise * (0.5 * logvar).exp()  # [n, out]
-        nxt = obs + out[:, 1:]
-        return nxt, self._reward(obs, act, nxt, out[:, 0])
+        nxt, rew, _ = m.member_step(obs, act, member, gen)  # [n, D], [n]
+        return nxt, self._reward(obs, act, nxt, rew)
 
 
 class _OpenLoop:
@@ -461,23 +466,17 @@ def model_diagnostics(
     """Rows of model.csv, compounding.csv and coadaptation.csv at env step t (module
     docstring); drawn from the diagnostics generators only."""
     d, gen, dev = cfg.diagnostics, gens.diag_torch, st.real.device
-    real = st.real
-    obs, act, nxt = diag.transitions(episodes)
-    act = st.actions.stored_batch(act)
-    stepper = _ParticleStep(st, cfg.propagation)
-    g = real.sample_indices(d.global_samples, gen)
-    local = diag.one_step_error(stepper, obs, act, nxt, dev)
-    glob = diag.one_step_error(stepper, real.obs[g], real.act[g], real.next_obs[g], dev)
-    segs = [
-        dataclasses.replace(s, act=st.actions.stored_batch(s.act))
-        for s in diag.pick_segments(episodes, d.segments, d.horizon, gens.diag_numpy)
-    ]
-    comp = diag.compounding_error(stepper, segs, d.sampling, gen, dev)
-    planner = CEMPlanner(cfg.horizon, st.actions.lb, st.actions.ub, cfg.cem, dev)
-    plans = []
-    for s in segs:  # a fresh plan (no warm start) from each segment's real start state
-        o = torch.as_tensor(s.obs[0], dtype=torch.float32, device=dev)
-        plans.append(planner.plan(lambda a, o=o: st.propagator.returns(o, a, gen), gen))
-    policy = _OpenLoop(st.actions.to_model(torch.stack(plans)))  # [n, H, A]
-    coad = diag.coadaptation(stepper, policy, segs, st.propagator.termination, d.sampling, gen, dev)
-    return diag.model_rows(t, local, glob, comp, coad)
+
+    def open_loop(segs: list[diag.Segment]) -> _OpenLoop:
+        planner = CEMPlanner(cfg.horizon, st.actions.lb, st.actions.ub, cfg.cem, dev)
+        plans = []
+        for s in segs:  # a fresh plan (no warm start) from each segment's real start state
+            o = torch.as_tensor(s.obs[0], dtype=torch.float32, device=dev)
+            plans.append(planner.plan(lambda a, o=o: st.propagator.returns(o, a, gen), gen))
+        return _OpenLoop(st.actions.to_model(torch.stack(plans)))  # [n, H, A]
+
+    rows, _ = diag.model_measurements(
+        _ParticleStep(st, cfg.propagation), open_loop, episodes, st.real,
+        st.propagator.termination, d, gens, t, stored=st.actions.stored_batch,
+    )  # fmt: skip
+    return rows

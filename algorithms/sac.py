@@ -19,11 +19,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from algorithms.buffer import ReplayBuffer
-from algorithms.envs import EnvSpec, make_env
-from algorithms.loop import Checkpointer, DivergedError, LoopConfig, Recorder, online_loop, resume
-from algorithms.nets import EnsembleMLP
-from algorithms.seeding import Generators
+from algorithms.parts.buffer import ReplayBuffer
+from algorithms.parts.envs import EnvSpec, make_env_pair
+from algorithms.parts.loop import (
+    Checkpointer,
+    LoopConfig,
+    Recorder,
+    UpdateStats,
+    online_loop,
+    resume,
+)
+from algorithms.parts.nets import EnsembleMLP
+from algorithms.parts.seeding import Generators
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # softlearning / pranz24 bounds
 
@@ -213,11 +220,19 @@ def train(
     rec: Recorder,
     ckpt: Checkpointer | None = None,
 ) -> dict[str, float]:
-    """Train the SAC baseline; returns the summary written to done.json."""
+    """Train the SAC baseline; returns the summary written to done.json.
+
+    The loop (`algorithms.parts.loop.online_loop`), per env step t = 1..total_steps:
+    1. act: uniform random during warm-up, else the policy (stochastic); step the training
+       env; `store` the transition in the real buffer;
+    2. `learn(t)`, after warm-up: `updates_per_step` SAC updates on real batches; every
+       `eval_every` steps the interval's mean statistics go to train.csv;
+    3. every `eval_every` steps: evaluate the deterministic policy on the evaluation env;
+    4. at the first episode end after every `checkpoint_every` steps: a checkpoint.
+    """
     if spec.discrete:
         raise ValueError(f"SAC needs a continuous action space; {spec.name} is discrete")
-    env = make_env(spec, gens.seed)
-    eval_env = make_env(spec, gens.seed + 10_000)
+    env, eval_env = make_env_pair(spec, gens.seed)
 
     def fresh() -> _RunState:
         low, high = env.action_space.low, env.action_space.high
@@ -246,31 +261,3 @@ def train(
         cfg, env, eval_env, gens.seed, lambda o, det: s.agent.act(o, gen, det), store, learn,
         rec, loop=loop, ckpt=ckpt, gens=gens, state=s,
     )  # fmt: skip
-
-
-class UpdateStats:
-    """Sums of SAC update statistics kept as tensors (no host sync per update); `row`
-    syncs once and raises DivergedError on non-finite values, so a diverging run stops
-    with status `failed` instead of training on NaNs."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
-        self.n = 0
-
-    def add(self, out: dict[str, torch.Tensor]) -> None:
-        for k, v in out.items():
-            self.sums[k] = self.sums[k] + v if k in self.sums else v
-        self.n += 1
-
-    def clear(self) -> None:
-        self.sums.clear()
-        self.n = 0
-
-    def row(self, step: int) -> dict[str, float]:
-        out: dict[str, float] = {"sac_updates": self.n}
-        for k, v in self.sums.items():
-            out[k] = float(v) / max(self.n, 1)
-        bad = [k for k, v in out.items() if not math.isfinite(v)]
-        if bad:
-            raise DivergedError(f"non-finite training statistics at step {step}: {', '.join(bad)}")
-        return {"step": step, **out}

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from algorithms.envs import ENV_NAMES, resolve_env
+from algorithms.parts.envs import ENV_NAMES, resolve_env
 from algorithms.registry import ALGORITHMS
 from harness.errors import ConfigError
 from harness.job.config import PROFILES, load_profile, parse_set

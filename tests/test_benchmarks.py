@@ -4,11 +4,11 @@ The plain-PyTorch SAC update is the reference the performance bar names (3-layer
 MLPs, two separate critics, torch.distributions, batch 256): ours must beat it on the same
 machine in the same session. Numbers are reported in the closing notes, not asserted.
 
-Issue 7's list of hot paths: SAC update and end-to-end env steps/s (here), the ensemble
-train step and the 100k-sample model step (tests/test_ensemble.py), the 100k-start branched
-rollout and the PMAC sampler (here); the CEM plan step arrives with PETS (its branch adds
-the benchmark). `make bench` compares every case with the stored baseline in
-results/baselines/bench/ (README "Speed baseline").
+The hot paths: SAC update and end-to-end env steps/s (here), the ensemble train step and
+the 100k-sample model step (tests/test_ensemble.py), the 100k-start branched rollout and
+the PMAC sampler (here), the CEM plan step (tests/test_pets.py). `make bench` compares
+every case with the stored baseline in results/baselines/bench/ (docs/regression.md
+"Speed baseline").
 """
 
 import time
@@ -18,12 +18,12 @@ import torch
 from torch import nn
 
 from algorithms import mbpo
-from algorithms.buffer import ReplayBuffer
-from algorithms.ensemble import EnsembleConfig, ProbabilisticEnsemble
-from algorithms.envs import resolve_env
+from algorithms.parts.buffer import ReplayBuffer
+from algorithms.parts.ensemble import EnsembleConfig, ProbabilisticEnsemble
+from algorithms.parts.envs import resolve_env
+from algorithms.parts.seeding import seed_everything
 from algorithms.pmac import transition_weights
 from algorithms.sac import SACAgent, SACConfig
-from algorithms.seeding import seed_everything
 
 OBS, ACT, B = 11, 3, 256  # Hopper
 
@@ -192,7 +192,7 @@ def test_bench_pets_action_halfcheetah(benchmark):
     horizon 30, 20 particles, TS-inf over 5 members of 4x200): 150 batched forwards of
     [5, 2000, 24] through the ensemble, ~400 GFLOP. Users of handful-of-trials report 3-4 s
     per action on CartPole (GPU-less)."""
-    from algorithms.envs import make_env
+    from algorithms.parts.envs import make_env
     from algorithms.pets import Actions, PETSConfig, _fresh_state, plan_action
 
     torch.manual_seed(0)

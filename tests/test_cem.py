@@ -4,7 +4,7 @@ start shifted by one step, NaN returns ranked worst."""
 import pytest
 import torch
 
-from algorithms.cem import CEMConfig, CEMPlanner, cem, truncated_normal
+from algorithms.parts.cem import CEMConfig, CEMPlanner, cem, truncated_normal
 
 
 def _gen(seed=0):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from algorithms import diagnostics as diag
-from algorithms.loop import Episode, evaluate
+from algorithms.parts import diagnostics as diag
+from algorithms.parts.loop import Episode, evaluate
 
 CPU = torch.device("cpu")
 

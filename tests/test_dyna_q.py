@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from algorithms import diagnostics as diag
 from algorithms import dqn, dyna_q
-from algorithms.buffer import ReplayBuffer
 from algorithms.dqn import DQNConfig, QAgent, QConfig, epsilon
 from algorithms.dyna_q import DiscreteModel, DynaQConfig, imagine
-from algorithms.ensemble import ProbabilisticEnsemble
-from algorithms.envs import make_env, resolve_env
+from algorithms.parts import diagnostics as diag
+from algorithms.parts import envs
+from algorithms.parts.buffer import ReplayBuffer
+from algorithms.parts.ensemble import ProbabilisticEnsemble
+from algorithms.parts.envs import make_env, resolve_env
+from algorithms.parts.seeding import seed_everything
 from algorithms.registry import ALGORITHMS
-from algorithms.seeding import seed_everything
 from harness.cli import main
 from harness.job.config import load_profile, resolve
 from harness.job.rundir import WALL_CLOCK_SUFFIX
@@ -188,7 +189,7 @@ def test_agents_take_exactly_the_real_budget(monkeypatch, algo):
             env.step = step
         return env
 
-    monkeypatch.setattr(dqn, "make_env", counting_make_env)
+    monkeypatch.setattr(envs, "make_env", counting_make_env)  # make_env_pair calls it
     small = {"total_steps": 400, "warmup_steps": 100, "eval_every": 200, "eval_episodes": 2}
     cfg = resolve(ALGORITHMS[algo], CARTPOLE, load_profile("paper"), small)
     rec = _Recorder()

@@ -12,8 +12,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from algorithms.ensemble import EnsembleConfig, ProbabilisticEnsemble
-from algorithms.seeding import seed_everything
+from algorithms.parts.ensemble import EnsembleConfig, ProbabilisticEnsemble
+from algorithms.parts.fit import fit_ensemble, l2_penalty, train_step
+from algorithms.parts.seeding import seed_everything
 
 OBS, ACT = 3, 2
 SMALL = dict(members=5, elites=3, hidden=32, layers=2, weight_decay=(1e-5, 1e-5, 1e-5))
@@ -68,7 +69,7 @@ def trained(_threads):
     cfg = small_cfg(patience=3, max_epochs=300)
     model, gen = new_model(cfg)
     data = make_data(2000, linear_dynamics(), seed=1)
-    info = model.train_model(*data, gen)
+    info = fit_ensemble(model, *data, gen)
     return model, data, info
 
 
@@ -155,7 +156,7 @@ def test_loss_falls_and_beats_zero_delta():
     mat = linear_dynamics()
     test = make_data(1000, mat, seed=99)  # fresh transitions from the same dynamics
     before = model.evaluate_mse(*test).mean()
-    info = model.train_model(*make_data(2000, mat, seed=1), gen)
+    info = fit_ensemble(model, *make_data(2000, mat, seed=1), gen)
     after = model.evaluate_mse(*test).mean()
     assert after < 0.2 * before, (before, after)
     assert 0 < info["model_epochs"] <= 40 and info["holdout_mse"] < 0.2 * float(before)
@@ -224,14 +225,14 @@ def test_adam_weight_decay_equals_l2_in_the_loss():
     for _ in range(3):
         x = torch.randn(cfg.members, 64, OBS + ACT, generator=g)
         y = torch.randn(cfg.members, 64, 1 + OBS, generator=g)
-        loss = model.train_step(x, y)
+        loss = train_step(model, x, y)
         mean, logvar = ref(x)
         ref_loss = ((mean - y).square() * torch.exp(-logvar) + logvar).mean((1, 2)).sum()
         ref_loss = ref_loss + 0.01 * (ref.max_logvar.sum() - ref.min_logvar.sum())
         torch.testing.assert_close(loss, ref_loss.detach())
         pairs = zip(ref.mlp.linear_layers(), cfg.weight_decay, strict=True)
         l2 = sum(wd * 0.5 * lin.weight.square().sum() for lin, wd in pairs)
-        torch.testing.assert_close(ref.l2_penalty(), l2.detach())
+        torch.testing.assert_close(l2_penalty(ref), l2.detach())
         ref_loss = ref_loss + l2
         ref_opt.zero_grad()
         ref_loss.backward()
@@ -245,7 +246,7 @@ def test_train_model_is_deterministic():
     states, infos = [], []
     for _ in range(2):
         model, gen = new_model(small_cfg(max_epochs=3), seed=5)
-        infos.append(model.train_model(*data, gen))
+        infos.append(fit_ensemble(model, *data, gen))
         states.append(model.state_dict())
     assert infos[0] == infos[1]
     for k in states[0]:
@@ -256,13 +257,13 @@ def test_train_model_rejects_bad_inputs():
     model, gen = new_model(small_cfg(max_epochs=1))
     data = make_data(100, linear_dynamics(), seed=2)
     with pytest.raises(ValueError, match="holdout"):
-        model.train_model(*make_data(3, linear_dynamics(), seed=2), gen)
+        fit_ensemble(model, *make_data(3, linear_dynamics(), seed=2), gen)
     with pytest.raises(ValueError, match="weighting"):
-        model.train_model(*data, gen, torch.ones(100), "bogus")
+        fit_ensemble(model, *data, gen, torch.ones(100), "bogus")
     with pytest.raises(ValueError, match="entries"):
-        model.train_model(*data, gen, torch.ones(99))
+        fit_ensemble(model, *data, gen, torch.ones(99))
     with pytest.raises(ValueError, match=">= 0"):
-        model.train_model(*data, gen, -torch.ones(100))
+        fit_ensemble(model, *data, gen, -torch.ones(100))
 
 
 # ----------------------------------------------------------------------------- normaliser
@@ -284,7 +285,7 @@ def test_train_model_fits_normaliser_on_training_part_and_saves_it():
     obs, act, next_obs, rew = make_data(500, linear_dynamics(), seed=4)
     act[:, 0] = 0.3  # constant input column must not produce NaN anywhere
     model, gen = new_model(small_cfg(max_epochs=2))
-    info = model.train_model(obs, act, next_obs, rew, gen)
+    info = fit_ensemble(model, obs, act, next_obs, rew, gen)
     assert all(torch.isfinite(torch.tensor(v)) for v in info.values())
     train = torch.ones(500, dtype=torch.bool)
     train[model.last_holdout_idx] = False
@@ -315,7 +316,7 @@ def test_normalized_targets_make_the_fit_scale_invariant():
     for normalize in (True, False):
         for scale in (1.0, c):
             model, gen = new_model(small_cfg(max_epochs=15, normalize_targets=normalize))
-            info = model.train_model(*_scaled(data, scale), gen)
+            info = fit_ensemble(model, *_scaled(data, scale), gen)
             with torch.no_grad():
                 x = model.normalise(torch.cat([fresh_obs * scale, fresh_act], 1))
                 mean, logvar = model(x.expand(model.cfg.members, -1, -1))
@@ -341,7 +342,7 @@ def test_normalized_targets_calibrate_variance_of_tiny_targets():
     ratio = {}
     for normalize in (True, False):
         model, gen = new_model(small_cfg(max_epochs=40, normalize_targets=normalize))
-        model.train_model(*data, gen)
+        fit_ensemble(model, *data, gen)
         with torch.no_grad():
             _, logvar = model(model.normalise(torch.cat([obs, act], 1)).expand(5, -1, -1))
         ratio[normalize] = logvar[model.elite_idx].exp().mean().item() / (noise * c) ** 2
@@ -371,7 +372,7 @@ def test_weights_make_model_fit_weighted_dynamics(weighting):
     data, mat = _mixture_data()
     weights = torch.cat([torch.ones(800), torch.zeros(800)])  # all mass on A
     model, gen = new_model(small_cfg(max_epochs=25))
-    info = model.train_model(*data, gen, weights, weighting)
+    info = fit_ensemble(model, *data, gen, weights, weighting)
     err_a, err_b = _errors_on_a_and_b(model, mat)
     assert err_a < 0.1 * err_b, (err_a, err_b)
     # The weighted holdout MSE (elite choice) measures the A part only, hence small.
@@ -381,7 +382,7 @@ def test_weights_make_model_fit_weighted_dynamics(weighting):
 def test_uniform_weights_fit_both_dynamics_comparably():
     data, mat = _mixture_data()
     model, gen = new_model(small_cfg(max_epochs=25))
-    model.train_model(*data, gen)
+    fit_ensemble(model, *data, gen)
     err_a, err_b = _errors_on_a_and_b(model, mat)
     assert 0.5 < err_a / err_b < 2.0, (err_a, err_b)
 
@@ -451,7 +452,7 @@ def test_cuda_training_and_sampling():
     mat = linear_dynamics()
     test = make_data(1000, mat, seed=99, device="cuda")
     before = model.evaluate_mse(*test).mean()
-    info = model.train_model(*make_data(2000, mat, seed=1, device="cuda"), gen)
+    info = fit_ensemble(model, *make_data(2000, mat, seed=1, device="cuda"), gen)
     after = model.evaluate_mse(*test).mean()
     assert after < 0.2 * before and info["model_epochs"] >= 1
     obs, act = test[0], test[1]
@@ -488,7 +489,7 @@ def test_bench_ensemble_train_step(benchmark):
 
     def step():
         batch = data[idx]  # [E, b, in + out]
-        return model.train_step(batch[..., :n_in], batch[..., n_in:])
+        return train_step(model, batch[..., :n_in], batch[..., n_in:])
 
     # Warm-up rounds: the first step allocates Adam's state; the hot loop is steady state.
     loss = benchmark.pedantic(step, rounds=100, warmup_rounds=10)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
-from algorithms.envs import (
+from algorithms.parts.envs import (
     CARTPOLE_THETA_THRESHOLD,
     ENV_NAMES,
     EnvSpec,

@@ -4,7 +4,6 @@ branched rollouts that stop at terminations."""
 import pytest
 import torch
 
-from algorithms.buffer import ReplayBuffer
 from algorithms.mbpo import (
     MBPOConfig,
     _mixed_batch,
@@ -13,6 +12,7 @@ from algorithms.mbpo import (
     model_buffer_capacity,
     rollout_horizon,
 )
+from algorithms.parts.buffer import ReplayBuffer
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from algorithms.cem import CEMConfig, CEMPlanner
-from algorithms.ensemble import ProbabilisticEnsemble
-from algorithms.envs import cartpole_termination, make_env, resolve_env
+from algorithms.parts.cem import CEMConfig, CEMPlanner
+from algorithms.parts.ensemble import ProbabilisticEnsemble
+from algorithms.parts.envs import cartpole_termination, make_env, resolve_env
+from algorithms.parts.rewards import KNOWN_REWARDS
 from algorithms.pets import Actions, EnsembleDynamics, PETSConfig, Propagator, _pets_model
-from algorithms.rewards import KNOWN_REWARDS
 
 H = 6  # horizon of the trajectory-sampling tests
 

@@ -1,5 +1,5 @@
-"""Model diagnostics measured at every evaluation (shared/DESIGN.md "Metrics"; PMAC paper
-Fig. 1 and 3): one-step error, compounding error, the co-adaptation gap and the Q-value
+"""Model diagnostics measured at every evaluation (docs/pipeline.md "The run directory";
+PMAC paper Fig. 1 and 3): one-step error, compounding error, the co-adaptation gap and the Q-value
 distribution of visited state-actions.
 
 They reuse the evaluation episodes of the current deterministic policy (fresh transitions
@@ -24,14 +24,18 @@ Definitions
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
 import torch
 
-from algorithms.envs import TerminationFn
-from algorithms.loop import Episode
+from algorithms.parts.buffer import ReplayBuffer
+from algorithms.parts.envs import TerminationFn
+from algorithms.parts.loop import Episode
+from algorithms.parts.seeding import Generators
 
 
 class StepModel(Protocol):
@@ -189,7 +193,7 @@ def model_rows(
     coad: list[tuple[int, float, float]],
 ) -> dict[str, list[dict]]:
     """Rows of model.csv, compounding.csv and coadaptation.csv at env step t (the column
-    contract of shared/DESIGN.md), from the measurements above."""
+    contract of docs/pipeline.md), from the measurements above."""
     return {
         "model": [
             {"step": t, "split": "local", "error": local},
@@ -200,6 +204,41 @@ def model_rows(
             {"step": t, "horizon": h, "model_return": m, "real_return": r} for h, m, r in coad
         ],
     }
+
+
+def model_measurements(
+    model: StepModel,
+    policy_for: Callable[[list[Segment]], Callable[[torch.Tensor], torch.Tensor]],
+    episodes: list[Episode],
+    real: ReplayBuffer,
+    termination: TerminationFn | None,
+    d: DiagnosticsConfig,
+    gens: Generators,
+    t: int,
+    stored: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[dict[str, list[dict]], tuple[np.ndarray, np.ndarray]]:
+    """The one diagnostics sequence of every model-based algorithm at env step t: the rows
+    of model.csv (one-step error on this evaluation's transitions and on a uniform sample
+    of the real buffer), compounding.csv and coadaptation.csv, drawn from the diagnostics
+    generators only. `policy_for(segments)` gives the policy the co-adaptation gap runs
+    (drawn after the compounding error: PETS plans from each segment's start); `stored`
+    maps env actions to the buffer's layout (PETS), identity if None.
+
+    Returns the rows and the evaluation episodes' (obs [N, D], act [N, A]) for the
+    algorithm's visitation sources."""
+    gen, dev = gens.diag_torch, real.device
+    obs, act, nxt = transitions(episodes)
+    if stored is not None:
+        act = stored(act)
+    g = real.sample_indices(d.global_samples, gen)
+    local = one_step_error(model, obs, act, nxt, dev)
+    glob = one_step_error(model, real.obs[g], real.act[g], real.next_obs[g], dev)
+    segs = pick_segments(episodes, d.segments, d.horizon, gens.diag_numpy)
+    if stored is not None:
+        segs = [dataclasses.replace(s, act=stored(s.act)) for s in segs]
+    comp = compounding_error(model, segs, d.sampling, gen, dev)
+    coad = coadaptation(model, policy_for(segs), segs, termination, d.sampling, gen, dev)
+    return model_rows(t, local, glob, comp, coad), (obs, act)
 
 
 def visitation_rows(

@@ -290,6 +290,16 @@ def make_env(spec: EnvSpec, seed: int) -> gymnasium.Env:
     return env
 
 
+EVAL_SEED_OFFSET = 10_000  # the evaluation env's seed: the run's seed + this
+
+
+def make_env_pair(spec: EnvSpec, seed: int) -> tuple[gymnasium.Env, gymnasium.Env]:
+    """(training env, evaluation env) of a run with seed `seed`: two instances seeded apart,
+    so evaluation never steps the training env (the bug of mbpo_pytorch the PMAC paper
+    reports) and their initial states are different streams."""
+    return make_env(spec, seed), make_env(spec, seed + EVAL_SEED_OFFSET)
+
+
 __all__ = [
     "ENV_NAMES",
     "EnvSpec",

@@ -7,20 +7,54 @@ decides where rows go (the run directory's CSVs) and how progress is shown.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import gymnasium as gym
 import numpy as np
+import torch
 
-from algorithms.seeding import Generators
+from algorithms.parts.seeding import Generators
 
 T = TypeVar("T")
 
 
 class DivergedError(RuntimeError):
     """Training produced non-finite values; the run stops with status `failed: <reason>`."""
+
+
+class UpdateStats:
+    """Sums of per-update statistics (SAC's or the Q-learner's) kept as tensors, so nothing
+    syncs with the host per update; `means` syncs once per row and raises DivergedError on
+    non-finite values, so a diverging run stops with status `failed` instead of training
+    on NaNs."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.n = 0
+
+    def add(self, out: dict[str, torch.Tensor]) -> None:
+        for k, v in out.items():
+            self.sums[k] = self.sums[k] + v if k in self.sums else v
+        self.n += 1
+
+    def clear(self) -> None:
+        self.sums.clear()
+        self.n = 0
+
+    def means(self, step: int) -> dict[str, float]:
+        """The mean of every statistic over the updates since the last `clear`."""
+        out = {k: float(v) / max(self.n, 1) for k, v in self.sums.items()}
+        bad = [k for k, v in out.items() if not math.isfinite(v)]
+        if bad:
+            raise DivergedError(f"non-finite training statistics at step {step}: {', '.join(bad)}")
+        return out
+
+    def row(self, step: int) -> dict[str, float]:
+        """SAC's train.csv columns: step, the number of updates, the means."""
+        return {"step": step, "sac_updates": self.n, **self.means(step)}
 
 
 class Recorder(Protocol):

@@ -25,7 +25,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from algorithms.envs import inverted_pendulum_termination
+from algorithms.parts.envs import inverted_pendulum_termination
 
 RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 

@@ -3,7 +3,7 @@
 
 The random score is measured here (`python -m harness.analysis.scores ENV...`): the mean
 undiscounted return of a uniformly random policy over 100 episodes of the environment as
-the harness makes it (`algorithms.envs.make_env`, same time limit), env and action space
+the harness makes it (`algorithms.parts.envs.make_env`, same time limit), env and action space
 seeded with 0. The reference is a published result, cited per environment in the YAML.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from algorithms.envs import make_env, resolve_env
+from algorithms.parts.envs import make_env, resolve_env
 from harness.errors import ConfigError
 from harness.job.config import CONFIG_DIR, load_yaml
 

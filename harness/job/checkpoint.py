@@ -1,7 +1,7 @@
 """Checkpoints of one run directory (`checkpoint.pt`), for resuming killed jobs.
 
 The payload is the algorithm's whole mutable state, the loop's position, every random
-stream (see `algorithms.loop.online_loop`) and the recorder's rows, pickled by torch and
+stream (see `algorithms.parts.loop.online_loop`) and the recorder's rows, pickled by torch and
 written atomically, so a kill at any moment leaves either the previous checkpoint or the
 new one. Resuming rewinds the CSVs to the checkpoint, so rows written after it (by the
 killed process) are replaced by the same rows recomputed: the finished files equal an
@@ -27,7 +27,7 @@ CHECKPOINT = "checkpoint.pt"
 
 
 class FileCheckpoint:
-    """Implements `algorithms.loop.Checkpointer` for a run directory."""
+    """Implements `algorithms.parts.loop.Checkpointer` for a run directory."""
 
     def __init__(
         self,

@@ -23,7 +23,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from algorithms.envs import EnvSpec
+from algorithms.parts.envs import EnvSpec
 from algorithms.registry import ALGORITHMS, Algorithm
 from harness.errors import ConfigError
 

@@ -97,7 +97,7 @@ RATE_WINDOW_S = 600.0  # spans a few model fits (every 250 env steps), so the ra
 
 
 class RunRecorder:
-    """Implements `algorithms.loop.Recorder` for one run directory."""
+    """Implements `algorithms.parts.loop.Recorder` for one run directory."""
 
     def __init__(self, run_dir: Path, label: str, stream: TextIO = sys.stderr) -> None:
         self.run_dir, self.label, self.stream = run_dir, label, stream

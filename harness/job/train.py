@@ -19,10 +19,10 @@ from typing import Any
 
 import torch
 
-from algorithms.envs import EnvSpec, resolve_env
-from algorithms.loop import DivergedError
+from algorithms.parts.envs import EnvSpec, resolve_env
+from algorithms.parts.loop import DivergedError
+from algorithms.parts.seeding import seed_everything
 from algorithms.registry import ALGORITHMS, Algorithm
-from algorithms.seeding import seed_everything
 from harness.errors import ConfigError
 from harness.job import provenance
 from harness.job.checkpoint import CHECKPOINT, FileCheckpoint

@@ -1,6 +1,7 @@
 """FIXTURES, not results: synthetic run directories in the run-directory contract
 (docs/pipeline.md "The run directory") with known returns and errors, so the aggregation,
-figure and report tests are fast, exact and need no training."""
+figure, report, loader and regression-gate tests are fast, exact and need no training.
+`write_run_dir` is the one writer of run directories in the tests."""
 
 from __future__ import annotations
 
@@ -17,11 +18,31 @@ def _csv(path: Path, header: str, rows: list[tuple]) -> None:
     path.write_text("\n".join([header, *(",".join(map(str, r)) for r in rows)]) + "\n")
 
 
+def write_run_dir(
+    run_dir: Path,
+    config: dict,
+    *,
+    provenance: dict | None = None,
+    tables: dict[str, tuple[str, list[tuple]]] | None = None,
+    done: dict | None = None,
+) -> Path:
+    """A run directory as `mbrl-bench train` writes it: config.json, provenance.json,
+    one CSV per table (name -> (header, rows)) and, for a finished run, done.json."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    if provenance is not None:
+        (run_dir / "provenance.json").write_text(json.dumps(provenance))
+    for name, (header, rows) in (tables or {}).items():
+        _csv(run_dir / f"{name}.csv", header, rows)
+    if done is not None:
+        (run_dir / "done.json").write_text(json.dumps(done))
+    return run_dir
+
+
 def write_run(run_dir: Path, job: Job, profile: str, final: float, *, reach: float = 1.0,
               local_error: float = 0.01, compounding: float = 1.0, status: str = "ok",
               done: bool = True) -> None:  # fmt: skip
     """A run whose mean eval return rises linearly to `final` at `reach` x TOTAL steps."""
-    run_dir.mkdir(parents=True, exist_ok=True)
     hp = {"total_steps": TOTAL, "eval_every": EVAL_EVERY, "eval_episodes": 2}
     if job.algo == "dyna_q":
         hp["horizon"] = dict(job.overrides).get("horizon", 3)
@@ -38,67 +59,63 @@ def write_run(run_dir: Path, job: Job, profile: str, final: float, *, reach: flo
         "profile_label": f"FIXTURE {profile}",
         "hyperparameters": hp,
     }
-    (run_dir / "config.json").write_text(json.dumps(config))
     prov = {
         "git_commit": "f1x7ure0000",
         "git_dirty": True,
         "python": "3.11.7",
         "packages": {"torch": "2.13.0+cpu", "gymnasium": "1.4.0", "mujoco": "4.0.0"},
     }
-    (run_dir / "provenance.json").write_text(json.dumps(prov))
     curve = [final * min(1.0, s / (reach * TOTAL)) for s in STEPS]
-    _csv(
-        run_dir / "eval.csv",
-        "step,episode,return,length",
-        [
-            (s, e, r + (0.5 if e else -0.5), 100)
-            for s, r in zip(STEPS, curve, strict=True)
-            for e in (0, 1)
-        ],
+    tables = {
+        "eval": (
+            "step,episode,return,length",
+            [
+                (s, e, r + (0.5 if e else -0.5), 100)
+                for s, r in zip(STEPS, curve, strict=True)
+                for e in (0, 1)
+            ],
+        ),
+        "model": (
+            "step,split,error",
+            [
+                (s, sp, local_error * (1 if sp == "local" else 0.1))
+                for s in STEPS
+                for sp in ("local", "global")
+            ],
+        ),
+        "compounding": (
+            "step,horizon,error",
+            [(s, h, compounding * h) for s in STEPS for h in (1, 2, 3)],
+        ),
+        "coadaptation": (
+            "step,horizon,model_return,real_return",
+            [(s, h, 1.0 * h, 0.8 * h) for s in STEPS for h in (1, 2, 3)],
+        ),
+        "visitation": (
+            "step,source,q_quantile,q_value",
+            [
+                (s, src, q, q + k)
+                for s in STEPS
+                for k, src in enumerate(("policy", "mixture"))
+                for q in (0.05, 0.5, 0.95)
+            ],
+        ),
+        "train": ("step,wall_s,rollout_length", [(s, 0.1, 2.5) for s in STEPS]),
+    }
+    summary = {
+        "status": status,
+        "final_return": curve[-1],
+        "auc": sum(curve) / len(curve),
+        "env_steps": TOTAL,
+        "wall_s": 12.5,
+    }
+    write_run_dir(
+        run_dir, config, provenance=prov, tables=tables, done=summary if done else None
     )
-    _csv(
-        run_dir / "model.csv",
-        "step,split,error",
-        [
-            (s, sp, local_error * (1 if sp == "local" else 0.1))
-            for s in STEPS
-            for sp in ("local", "global")
-        ],
-    )
-    _csv(
-        run_dir / "compounding.csv",
-        "step,horizon,error",
-        [(s, h, compounding * h) for s in STEPS for h in (1, 2, 3)],
-    )
-    _csv(
-        run_dir / "coadaptation.csv",
-        "step,horizon,model_return,real_return",
-        [(s, h, 1.0 * h, 0.8 * h) for s in STEPS for h in (1, 2, 3)],
-    )
-    _csv(
-        run_dir / "visitation.csv",
-        "step,source,q_quantile,q_value",
-        [
-            (s, src, q, q + k)
-            for s in STEPS
-            for k, src in enumerate(("policy", "mixture"))
-            for q in (0.05, 0.5, 0.95)
-        ],
-    )
-    _csv(run_dir / "train.csv", "step,wall_s,rollout_length", [(s, 0.1, 2.5) for s in STEPS])
-    if done:
-        summary = {
-            "status": status,
-            "final_return": curve[-1],
-            "auc": sum(curve) / len(curve),
-            "env_steps": TOTAL,
-            "wall_s": 12.5,
-        }
-        (run_dir / "done.json").write_text(json.dumps(summary))  # fmt: skip
 
 
 # Mean final return per variant (seed adds +seed): PMAC clearly above MBPO, PETS tied
-# with PMAC, Dyna-Q above 195, DQN far above seed 001's "about 150".
+# with PMAC, Dyna-Q above 195, DQN far above the CartPole recipe's "about 150".
 FINAL = {"pmac": 100.0, "mbpo": 60.0, "pets": 101.0, "sac": 80.0, "dyna_q": 200.0,
          "dqn": 300.0, "pmac_model_only": 90.0, "pmac_rollout_only": 61.0}  # fmt: skip
 

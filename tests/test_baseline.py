@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from runfixtures import write_run_dir
 
 from harness.analysis.stats import iqm
 from harness.cli import main
@@ -46,27 +47,26 @@ def write_run(
     """A finished run directory as `mbrl-bench train` writes it, with a 3-point learning
     curve ending at `final` (auc = its mean height), train.csv with a wall-clock column,
     and model.csv."""
-    d = root / profile / variant / env / f"seed{seed}"
-    d.mkdir(parents=True)
     curve = [(500, final / 4), (1000, final / 2), (1500, final)]
     auc = float(np.trapezoid([r for _, r in curve], [s for s, _ in curve]) / 1000)
     config = {"algo": algo, "variant": variant, "env": env, "seed": seed, "profile": profile}
-    (d / "config.json").write_text(json.dumps(config))
     prov = {"git_commit": "abc", "git_dirty": False, "config_sha256": "c0", **(machine or MACHINE)}
-    (d / "provenance.json").write_text(json.dumps(prov))
-    ev = "".join(f"{s},{i},{r!r},10\n" for s, r in curve for i in range(2))
-    (d / "eval.csv").write_text("step,episode,return,length\n" + ev)
-    tr = "".join(f"{s},{wall * s},0.5,{wall}\n" for s, _ in curve)
-    (d / "train.csv").write_text("step,wall_s,loss,model_train_wall_s\n" + tr)
-    (d / "model.csv").write_text("step,split,error\n500,local,0.1\n500,global,0.2\n")
+    tables = {
+        "eval": ("step,episode,return,length", [(s, i, r, 10) for s, r in curve for i in range(2)]),
+        "train": (
+            "step,wall_s,loss,model_train_wall_s",
+            [(s, wall * s, 0.5, wall) for s, _ in curve],
+        ),
+        "model": ("step,split,error", [(500, "local", 0.1), (500, "global", 0.2)]),
+    }
     done = {
         "status": status,
         "final_return": final if status == "ok" else float("nan"),
         "auc": auc if status == "ok" else float("nan"),
         "env_steps": 1500,
     }
-    (d / "done.json").write_text(json.dumps(done))
-    return d
+    d = root / profile / variant / env / f"seed{seed}"
+    return write_run_dir(d, config, provenance=prov, tables=tables, done=done)
 
 
 def write_runs(root: Path, variant: str, finals, seed0=0, **kw) -> Path:

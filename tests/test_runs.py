@@ -1,24 +1,16 @@
 """harness.analysis.runs: the loader every reader of run directories shares."""
 
-import json
-
 import pytest
+from runfixtures import write_run_dir
 
 from harness.analysis.runs import INCOMPLETE, discover
 from harness.errors import ConfigError
 
 
 def _run(root, name, *, done=None, eval_rows=None, **config):
-    d = root / name
-    d.mkdir(parents=True)
     base = {"algo": "mbpo", "env": "hopper", "seed": 0, "profile": "smoke"}
-    (d / "config.json").write_text(json.dumps({**base, **config}))
-    if done is not None:
-        (d / "done.json").write_text(json.dumps(done))
-    if eval_rows is not None:
-        lines = ["step,episode,return,length"] + [",".join(map(str, r)) for r in eval_rows]
-        (d / "eval.csv").write_text("\n".join(lines) + "\n")
-    return d
+    tables = {} if eval_rows is None else {"eval": ("step,episode,return,length", eval_rows)}
+    return write_run_dir(root / name, {**base, **config}, tables=tables, done=done)
 
 
 def test_discover_reads_status_labels_and_curves(tmp_path):

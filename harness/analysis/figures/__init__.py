@@ -1,0 +1,110 @@
+"""`mbrl-bench figures`: the PMAC paper's figures (Fig. 1-4, C.2), the rliable figures and
+the CartPole study, from stored run directories and the aggregation's tables only.
+
+Each figure is a function returning a matplotlib figure or raising `Skip(reason)` when its
+data is absent; the reason is logged and recorded in `figures/manifest.json`, which the
+report reads. Every variant has one colour in every figure (`COLOURS`, fixed by the order
+of config/experiments.yaml). Curves over seeds are mean +- std (the paper's Fig. 2 style)
+unless the figure says IQM with 95% CI; only `ok` runs are plotted.
+
+The figures: `paper` (Fig. 1-4, C.2 and the horizon study), `rliable` (per experiment),
+`cartpole` (the Dyna-Q study); what they share: `common`. To add one, write its function
+in the module it belongs to and list it in `FIGURES` or `RLIABLE` below.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import seaborn as sns
+
+from harness.analysis.figures.cartpole import cartpole_adaptive, cartpole_curves, cartpole_horizon
+from harness.analysis.figures.common import Data, Skip, save_figure
+from harness.analysis.figures.paper import (
+    coadaptation_gap,
+    fig1_global_local,
+    fig2_curves,
+    fig2_iqm,
+    fig3abc_one_step,
+    fig3d_compounding,
+    fig3ef_visitation,
+    fig4_mechanism,
+    figc2_alpha,
+    horizon_study,
+)
+from harness.analysis.figures.rliable import (
+    rliable_improvement,
+    rliable_intervals,
+    rliable_profiles,
+    rliable_sample_efficiency,
+)
+from harness.job.rundir import atomic_write_json
+
+# name -> (experiment shown in, title, function)
+FIGURES: dict[str, tuple[str, str, Callable[[Data], Any]]] = {
+    "fig1_global_local_error": (
+        "main",
+        "Fig. 1a/b: MBPO global vs local one-step error",
+        fig1_global_local,
+    ),
+    "fig2_learning_curves": ("main", "Fig. 2: learning curves (mean ± std)", fig2_curves),
+    "fig2_learning_curves_iqm": ("main", "Fig. 2: learning curves (IQM, 95% CI)", fig2_iqm),
+    "fig3abc_one_step_error": (
+        "main",
+        "Fig. 3a-c: local one-step error, PMAC vs MBPO",
+        fig3abc_one_step,
+    ),
+    "fig3d_compounding_error": ("main", "Fig. 3d: compounding error vs horizon", fig3d_compounding),
+    "fig3ef_visitation": (
+        "main",
+        "Fig. 3e/f: Q-value visitation (last evaluation)",
+        fig3ef_visitation,
+    ),
+    "coadaptation_gap": ("main", "Co-adaptation gap over training", coadaptation_gap),
+    "fig4_mechanism": ("mechanism", "Fig. 4: mechanism ablation", fig4_mechanism),
+    "figC2_alpha_sweep": ("alpha_sweep", "Fig. C.2: alpha sweep", figc2_alpha),
+    "horizon_study": (
+        "horizon",
+        "Fixed rollout horizons: return and compounding error",
+        horizon_study,
+    ),
+    "cartpole_learning_curves": ("cartpole", "CartPole: learning curves", cartpole_curves),
+    "cartpole_horizon_sweep": ("cartpole", "CartPole: horizon sweep", cartpole_horizon),
+    "cartpole_adaptive_horizon": ("cartpole", "CartPole: adaptive horizon", cartpole_adaptive),
+}
+RLIABLE = {
+    "rliable_intervals": ("final normalised score, 95% CIs", rliable_intervals),
+    "rliable_profiles": ("performance profiles", rliable_profiles),
+    "rliable_improvement": ("probability of improvement", rliable_improvement),
+    "rliable_sample_efficiency": ("sample-efficiency curve", rliable_sample_efficiency),
+}
+
+
+def figures(profile: str, runs_root: Path, agg_root: Path, out_root: Path) -> Path:
+    """Draw every figure whose data exists; write figures/manifest.json."""
+    d = Data(profile, runs_root, agg_root)
+    out = out_root / profile / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(n, exp, title, lambda f=f: f(d)) for n, (exp, title, f) in FIGURES.items()]
+    for exp in d.experiments:
+        for kind, (title, f) in RLIABLE.items():
+            jobs.append((f"{kind}_{exp}", exp, f"{exp}: {title}", lambda f=f, e=exp: f(d, e)))
+    manifest: dict[str, Any] = {}
+    sns.set_theme(style="whitegrid", context="paper")
+    for order, (name, exp, title, draw) in enumerate(jobs):
+        entry: dict[str, Any] = {"experiment": exp, "title": title, "order": order}
+        try:
+            fig = draw()
+            fig.tight_layout()
+            fig.suptitle(f"{title}\n[{d.summary['label']}]", fontsize=9, y=1.0, va="bottom")
+            save_figure(fig, out / name)
+            entry["files"] = [f"{name}.png", f"{name}.pdf"]
+        except Skip as why:
+            entry["skipped"] = str(why)
+            print(f"mbrl-bench figures: skipped {name}: {why}", file=sys.stderr)
+        manifest[name] = entry
+    atomic_write_json(out / "manifest.json", manifest)
+    return out

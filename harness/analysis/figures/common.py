@@ -1,0 +1,161 @@
+"""What every figure shares: the colours (one per variant, in the order of
+config/experiments.yaml), `Skip`, the loaded data of one profile (`Data`: ok runs and the
+aggregation's tables), the mean +- std band, the per-environment grid and the atomic
+PNG + PDF writer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from harness.analysis.runs import Run, discover  # noqa: E402
+from harness.errors import ConfigError  # noqa: E402
+from harness.job.experiments import load_experiments  # noqa: E402
+from harness.job.rundir import atomic_write  # noqa: E402
+
+_PALETTE = [
+    *sns.color_palette("tab10"),
+    *sns.color_palette("Dark2"),
+    *sns.color_palette("Set1"),
+]
+
+
+COLOURS: dict[str, Any] = {
+    v: _PALETTE[i % len(_PALETTE)] for i, v in enumerate(load_experiments()["variants"])
+}
+
+
+class Skip(Exception):
+    """A figure whose data is absent: skipped, with the reason logged and reported."""
+
+
+def colour(variant: str) -> Any:
+    return COLOURS.get(variant, "0.4")
+
+
+class Data:
+    """Runs (ok only) and aggregation tables of one profile."""
+
+    def __init__(self, profile: str, runs_root: Path, agg_root: Path) -> None:
+        self.agg_dir = agg_root / profile
+        if not (self.agg_dir / "summary.json").exists():
+            raise ConfigError(f"{self.agg_dir}/summary.json missing: run `mbrl-bench aggregate`")
+        self.summary = json.loads((self.agg_dir / "summary.json").read_text())
+        root = runs_root / profile
+        if not root.is_dir():
+            raise ConfigError(f"runs directory {root} does not exist")
+        self.runs = {r.key(): r for r in discover(root) if r.ok}
+        self.experiments = self.summary["experiments"]
+
+    def table(self, name: str) -> pd.DataFrame:
+        p = self.agg_dir / f"{name}.csv"
+        try:
+            return pd.read_csv(p)
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame()
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read {p}: {exc}".splitlines()[0]) from exc
+
+    def exp(self, name: str) -> dict[str, Any]:
+        if name not in self.experiments:
+            raise Skip(f"experiment {name!r} is not run in this profile")
+        return self.experiments[name]
+
+    def runs_of(self, variant: str, env: str) -> list[Run]:
+        return [r for (v, e, _), r in sorted(self.runs.items()) if (v, e) == (variant, env)]
+
+    def series(self, variant: str, env: str, table: str, y: str, where=None) -> pd.DataFrame:
+        """Long table (seed, step, y) of one CSV over the ok runs of (variant, env)."""
+        frames = []
+        for run in self.runs_of(variant, env):
+            df = run.eval_curve() if table == "eval" else run.table(table)
+            if df is None or df.empty:
+                continue
+            if where:
+                df = df[df[where[0]] == where[1]]
+            frames.append(df.assign(seed=run.seed))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def plot_band(ax, df: pd.DataFrame, x: str, y: str, variant: str, label: str | None = None) -> None:
+    """Mean +- std over seeds of y at each x."""
+    g = df.groupby(x)[y]
+    mean, std = g.mean(), g.std(ddof=0).fillna(0.0)
+    n = df["seed"].nunique()
+    c = colour(variant)
+    ax.plot(mean.index, mean.values, color=c, label=f"{label or variant} (n={n})")
+    ax.fill_between(mean.index, mean - std, mean + std, color=c, alpha=0.2, linewidth=0)
+
+
+def add_legend(ax) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+
+
+def subplot_grid(n: int, w: float = 4.2, h: float = 3.2):
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(w * cols, h * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def per_env_figure(
+    d: Data,
+    exp: str,
+    variants: list[str],
+    table: str,
+    y: str,
+    ylabel: str,
+    where=None,
+    log: bool = False,
+    label_of: Callable[[str], str] | None = None,
+):
+    envs = d.exp(exp)["envs"]
+    fig, axes = subplot_grid(len(envs))
+    plotted = 0
+    for ax, env in zip(axes, envs, strict=True):
+        for v in variants:
+            df = d.series(v, env, table, y, where)
+            if not df.empty:
+                plot_band(ax, df, "step", y, v, label_of(v) if label_of else None)
+                plotted += 1
+        ax.set(title=env, xlabel="env steps", ylabel=ylabel)
+        if log:
+            ax.set_yscale("log")
+        add_legend(ax)
+    if not plotted:
+        plt.close(fig)
+        raise Skip(f"no ok run of {', '.join(variants)} has {table}.csv data")
+    return fig
+
+
+def pick_variants(d: Data, exp: str, wanted: list[str] | None = None) -> list[str]:
+    have = d.exp(exp)["variants"]
+    out = [v for v in (wanted or have) if v in have]
+    if not out:
+        raise Skip(f"{exp} runs none of {', '.join(wanted or [])}")
+    return out
+
+
+def save_figure(fig, path: Path) -> None:
+    """PNG and PDF, each written atomically (harness.job.rundir.atomic_write)."""
+    for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None})):
+        atomic_write(
+            path.with_suffix(f".{ext}"),
+            lambda fh, ext=ext, meta=meta: fig.savefig(
+                fh, format=ext, dpi=110, bbox_inches="tight", metadata=meta
+            ),
+            binary=True,
+        )
+    plt.close(fig)

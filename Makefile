@@ -29,8 +29,8 @@ learn-check: install
 	$(PY) -m pytest -q -m slow -s
 
 # Speed: every benchmark case against the stored baseline in results/baselines/bench/ (fails
-# when a median is more than 50% slower: the machine is shared and noisy; README "Speed
-# baseline"). `make bench-save` stores a new baseline after a deliberate change.
+# when a median is more than 50% slower: the machine is shared and noisy; docs/regression.md
+# "Speed baseline"). `make bench-save` stores a new baseline after a deliberate change.
 BENCH := $(PY) -m pytest -q -m benchmark --benchmark-enable --benchmark-only \
 	  --benchmark-storage=file://results/baselines/bench \
 	  --benchmark-columns=min,median,mean,stddev,rounds

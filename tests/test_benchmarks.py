@@ -2,7 +2,8 @@
 
 The plain-PyTorch SAC update is the reference the performance bar names (3-layer 256-unit
 MLPs, two separate critics, torch.distributions, batch 256): ours must beat it on the same
-machine in the same session. Numbers are reported in the closing notes, not asserted.
+machine in the same session. Numbers go to results/baselines/bench/ (`make bench-save`),
+not asserted.
 
 The hot paths: SAC update and end-to-end env steps/s (here), the ensemble train step and
 the 100k-sample model step (tests/test_ensemble.py), the 100k-start branched rollout and

@@ -56,6 +56,11 @@ class MBPOConfig(LoopConfig):
     rollout_schedule: tuple[int, int, int, int] = (20, 150, 1, 15)  # [a, b, x, y], D.1 order
     retain_epochs: int = 1  # epochs of model rollouts kept in the model buffer
     updates_per_step: int = 20  # SAC gradient steps per env step (UTD ratio)
+    # Xingyu-Lin/mbpo_pytorch's `max_train_repeat_per_step` (5 there; 0 = off, as jannerm/mbpo):
+    # a step's updates are skipped while the epoch's update count exceeds update_ramp x the
+    # env steps since warm-up, so 20 updates/step become 5, 10, 15 and then 20 on average in
+    # the first four epochs (docs/ambiguities.md #21).
+    update_ramp: float = 0.0
     real_ratio: float = 0.05  # fraction of real data in each SAC batch
     deterministic_rollouts: bool = False  # jannerm/mbpo `deterministic`: elite means, no noise
     replay_size: int = 1_000_000  # real buffer capacity (PMAC Table 2)
@@ -79,8 +84,11 @@ class MBPOConfig(LoopConfig):
         for name in ("epoch_length", "model_train_freq", "rollout_batch_size", "retain_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.updates_per_step < 0:
-            raise ValueError(f"updates_per_step must be >= 0, got {self.updates_per_step}")
+        if self.updates_per_step < 0 or not self.update_ramp >= 0:
+            raise ValueError(
+                f"updates_per_step and update_ramp must be >= 0, got {self.updates_per_step}, "
+                f"{self.update_ramp}"
+            )
 
 
 def rollout_horizon(epoch: int, schedule: tuple[int, int, int, int]) -> int:
@@ -89,6 +97,12 @@ def rollout_horizon(epoch: int, schedule: tuple[int, int, int, int]) -> int:
     a, b, x, y = schedule
     frac = min(max((epoch - a) / (b - a), 0.0), 1.0)
     return int(x + frac * (y - x))
+
+
+def ramp_allows(epoch_updates: int, since_warmup: int, ramp: float) -> bool:
+    """Xingyu-Lin/mbpo_pytorch `train_policy_repeats`: no updates at this step while the
+    epoch's updates exceed `ramp` x the env steps since warm-up (ramp 0: always update)."""
+    return not ramp or epoch_updates <= ramp * since_warmup
 
 
 def model_buffer_capacity(cfg: MBPOConfig, horizon: int) -> int:
@@ -164,6 +178,7 @@ class _RunState:
     model_buf: ReplayBuffer
     stats: UpdateStats  # SAC statistics of the current model period
     period: dict[str, float]  # the current model period's fit and rollout statistics
+    epoch_updates: int = 0  # SAC updates so far in this epoch (for `update_ramp`)
 
 
 def train(
@@ -234,12 +249,16 @@ def train(
     def learn(t: int) -> None:
         if t < cfg.warmup_steps:
             return
-        if (t - cfg.warmup_steps) % cfg.model_train_freq == 0:
+        since = t - cfg.warmup_steps
+        if since % cfg.epoch_length == 0:
+            s.epoch_updates = 0
+        if since % cfg.model_train_freq == 0:
             flush()
             fit = _train_model_and_rollout(cfg, spec, s.model, s.agent, s.real, s.model_buf, gen, t)
             s.period = {"step": t, **fit, "diagnostics_wall_s": 0.0}
-        if len(s.model_buf) == 0:
+        if len(s.model_buf) == 0 or (cfg.update_ramp and s.epoch_updates > cfg.update_ramp * since):
             return
+        s.epoch_updates += cfg.updates_per_step
         for _ in range(cfg.updates_per_step):
             s.stats.add(
                 s.agent.update(*_mixed_batch(s.real, s.model_buf, n_real, n_model, gen), gen)

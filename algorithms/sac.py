@@ -2,7 +2,8 @@
 
 Tanh-squashed Gaussian actor, twin critics evaluated in one batched pass (`EnsembleMLP`
 with 2 members), clipped double-Q targets from Polyak-averaged target critics, and an
-automatically tuned temperature with a per-environment target entropy (MBPO configs).
+automatically tuned temperature with a per-environment target entropy (MBPO configs), or a
+fixed one (`autotune=False`, as Xingyu-Lin/mbpo_pytorch and mbrl-lib's MBPO configs).
 
 Speed (see tests/test_benchmarks.py): the twin critics are one baddbmm per layer, the
 actor's gradient is taken with `autograd.grad` w.r.t. the actor's parameters only (no
@@ -29,7 +30,7 @@ from algorithms.parts.loop import (
     online_loop,
     resume,
 )
-from algorithms.parts.nets import EnsembleMLP
+from algorithms.parts.nets import INITS, EnsembleMLP, Init
 from algorithms.parts.seeding import Generators
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # softlearning / pranz24 bounds
@@ -46,7 +47,11 @@ class SACConfig:
     gamma: float = 0.99
     tau: float = 5e-3  # Polyak rate of the target critics
     target_entropy: float | None = None  # None: -act_dim (SAC paper heuristic)
-    init_temperature: float = 1.0  # softlearning initialises log_alpha = 0
+    # Temperature: tuned towards target_entropy from `alpha` (softlearning: log_alpha = 0) or,
+    # with autotune=False, fixed at `alpha` (Xingyu-Lin/mbpo_pytorch: 0.2, no tuning).
+    autotune: bool = True
+    alpha: float = 1.0
+    init: Init = "torch"  # weight init (algorithms.parts.nets); softlearning/pranz24: "glorot"
 
     def __post_init__(self) -> None:
         for name in ("hidden", "layers", "batch_size"):
@@ -56,8 +61,10 @@ class SACConfig:
             raise ValueError(f"sac.gamma must be in [0, 1], got {self.gamma}")
         if not 0.0 < self.tau <= 1.0:
             raise ValueError(f"sac.tau must be in (0, 1], got {self.tau}")
-        if self.lr <= 0 or self.init_temperature <= 0:
-            raise ValueError("sac.lr and sac.init_temperature must be > 0")
+        if not (self.lr > 0 and self.alpha > 0):
+            raise ValueError(f"sac.lr and sac.alpha must be > 0, got {self.lr}, {self.alpha}")
+        if self.init not in INITS:
+            raise ValueError(f"sac.init must be one of {', '.join(INITS)}, got {self.init!r}")
 
 
 class Actor(nn.Module):
@@ -66,7 +73,7 @@ class Actor(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, cfg: SACConfig, low, high) -> None:
         super().__init__()
         # A single-member EnsembleMLP keeps one layer implementation for every network.
-        self.net = EnsembleMLP(1, obs_dim, 2 * act_dim, [cfg.hidden] * cfg.layers)
+        self.net = EnsembleMLP(1, obs_dim, 2 * act_dim, [cfg.hidden] * cfg.layers, init=cfg.init)
         low = torch.as_tensor(low, dtype=torch.float32)
         high = torch.as_tensor(high, dtype=torch.float32)
         self.register_buffer("scale", (high - low) / 2.0)
@@ -105,11 +112,12 @@ class SACAgent(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.actor = Actor(obs_dim, act_dim, cfg, low, high)
-        self.critic = EnsembleMLP(2, obs_dim + act_dim, 1, [cfg.hidden] * cfg.layers)
-        self.critic_target = EnsembleMLP(2, obs_dim + act_dim, 1, [cfg.hidden] * cfg.layers)
+        hidden = [cfg.hidden] * cfg.layers
+        self.critic = EnsembleMLP(2, obs_dim + act_dim, 1, hidden, init=cfg.init)
+        self.critic_target = EnsembleMLP(2, obs_dim + act_dim, 1, hidden, init=cfg.init)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
-        self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_temperature)))
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.alpha)))
         self.target_entropy = (
             float(-act_dim) if cfg.target_entropy is None else float(cfg.target_entropy)
         )
@@ -166,10 +174,11 @@ class SACAgent(nn.Module):
             p.grad = g
         self.actor_opt.step()
 
-        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_opt.step()
+        if cfg.autotune:
+            alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_opt.step()
 
         with torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._critic_params, cfg.tau)

@@ -10,6 +10,7 @@ from algorithms.mbpo import (
     branched_rollout,
     mixed_batch_sizes,
     model_buffer_capacity,
+    ramp_allows,
     rollout_horizon,
 )
 from algorithms.parts.buffer import ReplayBuffer
@@ -90,3 +91,23 @@ def test_branched_rollout_stops_terminated_branches():
     done = buf.done[: len(buf)]
     assert int(done.sum()) == 3
     torch.testing.assert_close(buf.next_obs[: len(buf)], buf.obs[: len(buf)] + 1)
+
+
+def test_update_ramp_gives_mbpo_pytorch_rates():
+    """mbpo_pytorch's cap (max_train_repeat_per_step 5, 20 repeats, per-epoch counter) makes
+    5, 10, 15 and then 20 updates per step in the first four 1000-step epochs; ramp 0 is
+    jannerm/mbpo's 20 from the first step."""
+    for ramp, rates in ((5.0, [5, 10, 15, 20, 20]), (0.0, [20] * 5)):
+        per_epoch = []
+        for epoch in range(5):
+            n = 0
+            for since in range(epoch * 1000, (epoch + 1) * 1000):
+                if ramp_allows(n, since, ramp):
+                    n += 20
+            per_epoch.append(n / 1000)
+        assert per_epoch == pytest.approx(rates, rel=0.01), (ramp, per_epoch)
+
+
+def test_update_ramp_rejects_negative():
+    with pytest.raises(ValueError, match="update_ramp"):
+        MBPOConfig(update_ramp=-1.0)

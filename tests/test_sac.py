@@ -2,8 +2,10 @@
 
 import math
 
+import pytest
 import torch
 
+from algorithms.parts.nets import EnsembleLinear
 from algorithms.sac import SACAgent, SACConfig
 
 LOW, HIGH = [-3.0, -0.4], [3.0, 0.4]
@@ -91,3 +93,39 @@ def test_temperature_moves_towards_target_entropy():
             agent.update(*batch, gen)
         alpha = math.exp(float(agent.log_alpha.detach()))
         assert (alpha > 1.0) == grows, (target, alpha)
+
+
+def test_fixed_temperature_stays_and_autotune_moves_it():
+    batch = (torch.randn(256, 5), torch.rand(256, 2), torch.zeros(256), torch.randn(256, 5),
+             torch.zeros(256))  # fmt: skip
+    for autotune in (False, True):
+        agent = make_agent(autotune=autotune, alpha=0.2, target_entropy=10.0)
+        gen = torch.Generator().manual_seed(0)
+        for _ in range(20):
+            out = agent.update(*batch, gen)
+        alpha = math.exp(float(agent.log_alpha.detach()))
+        if autotune:
+            assert alpha > 0.2 * 1.002, alpha  # 20 Adam steps of lr 3e-4 upwards: ~0.6%
+        else:
+            assert alpha == pytest.approx(0.2, rel=1e-6) == float(out["alpha"])
+
+
+def test_reference_initialisations():
+    """glorot: U(+-sqrt(6 / (in + out))), zero bias; truncated_normal: std 1 / (2 sqrt(in))
+    cut at 2 std, zero bias (jannerm/mbpo)."""
+    torch.manual_seed(0)
+    for init in ("glorot", "truncated_normal"):
+        layer = EnsembleLinear(7, 200, 300, init)
+        w = layer.weight.detach()
+        assert torch.count_nonzero(layer.bias) == 0
+        if init == "glorot":
+            bound = math.sqrt(6 / 500)
+            assert w.abs().max() <= bound and w.std() == pytest.approx(
+                bound / math.sqrt(3), rel=0.02
+            )
+        else:
+            std = 1 / (2 * math.sqrt(200))
+            # a normal cut at 2 std keeps 0.880 of its standard deviation
+            assert w.abs().max() <= 2 * std and w.std() == pytest.approx(0.880 * std, rel=0.02)
+    with pytest.raises(ValueError, match="init must be one of"):
+        EnsembleLinear(1, 2, 3, "xavier")

@@ -19,8 +19,8 @@ Deviations from jannerm/mbpo (all deliberate; the fit's are listed in `algorithm
    per elite, up to one) instead of MBPO's i.i.d. uniform draw, so each sample runs through its
    own member only (1/E of the compute). The per-sample marginal is still uniform over elites;
    at 100k rollout starts the difference from i.i.d. counts is negligible.
-3. Weight init is `nets.EnsembleLinear`'s (torch nn.Linear default), not jannerm's truncated
-   normal with std 1 / (2 sqrt(fan_in)).
+3. Weight init is torch's nn.Linear default, not jannerm's truncated normal with std
+   1 / (2 sqrt(fan_in)) and zero biases (`init="truncated_normal"` selects it).
 7. Optional `normalize_targets` (off by default; on for MBPO/PMAC on InvertedPendulum,
    docs/ambiguities.md #17) standardises the targets, so the log-variance bounds act in
    standardised units.
@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from algorithms.parts.nets import EnsembleMLP
+from algorithms.parts.nets import INITS, EnsembleMLP, Init
 
 # Rows per member per forward pass in the no-grad paths (rollouts, holdout MSE, predict_mean).
 # Keeps each [members, rows, hidden] activation at a few MB (cache-resident, and the allocator
@@ -64,12 +64,15 @@ class EnsembleConfig:
     # Standardise the targets [reward, next_obs - obs] by the training part's mean/std (not
     # in jannerm/mbpo or PETS, which fit raw targets; see `bound`). Off by default.
     normalize_targets: bool = False
+    init: Init = "torch"  # weight init (algorithms.parts.nets); jannerm/mbpo: "truncated_normal"
 
     def __post_init__(self) -> None:
         # A list would make the frozen config unhashable; store a tuple whatever was passed.
         object.__setattr__(self, "weight_decay", tuple(float(w) for w in self.weight_decay))
         if self.members < 1:
             raise ValueError(f"members must be >= 1, got {self.members}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if not 1 <= self.elites <= self.members:
             raise ValueError(f"elites must be in [1, members={self.members}], got {self.elites}")
         if self.hidden < 1:
@@ -122,7 +125,12 @@ class ProbabilisticEnsemble(nn.Module):
         self.out_dim = 1 + obs_dim  # [reward, delta obs]
         # One head emits [mean, raw logvar] so the whole ensemble is a single EnsembleMLP.
         self.mlp = EnsembleMLP(
-            cfg.members, self.in_dim, 2 * self.out_dim, [cfg.hidden] * cfg.layers, nn.SiLU
+            cfg.members,
+            self.in_dim,
+            2 * self.out_dim,
+            [cfg.hidden] * cfg.layers,
+            nn.SiLU,
+            cfg.init,
         )
         # Shared across members, as in jannerm/mbpo (shape [1, out] there).
         self.max_logvar = nn.Parameter(torch.full((self.out_dim,), 0.5))  # [out]

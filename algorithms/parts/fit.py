@@ -9,8 +9,9 @@ Deviations from jannerm/mbpo (all deliberate; numbered as in `algorithms.parts.e
    gradient of jannerm's `decay * tf.nn.l2_loss(w) = decay * sum(w^2) / 2` in the loss, so the
    optimisation is the same without the extra autograd work. The term is still added to the
    reported `model_loss`.
-4. Early stopping halts after `patience` consecutive epochs without a >1% relative improvement of
-   any member; jannerm halts when `epochs_since_update > 5`, i.e. `patience=6` here.
+4. Early stopping halts after `patience` (default 5) consecutive epochs without a >1% relative
+   improvement of any member; jannerm halts when `epochs_since_update > 5`, i.e. after 6
+   such epochs (`patience=6` reproduces it; docs/ambiguities.md #22).
 5. PMAC extension: optional per-transition `weights` either resample the bootstrap
    ("resample") or scale each sample's NLL ("loss"); the holdout MSE used for snapshots and
    elites is then weighted the same way, so elites are chosen for the weighted distribution.
@@ -156,8 +157,8 @@ def fit_ensemble(
         for s in range(0, n_train, cfg.batch_size):
             batch = data[boot[:, s : s + cfg.batch_size]]  # [E, b, in + out (+1)]
             weight = batch[..., -1] if loss_w is not None else None  # [E, b]
-            loss_sum += train_step(model,
-                batch[..., :d_in], batch[..., d_in : d_in + d_out], weight
+            loss_sum += train_step(
+                model, batch[..., :d_in], batch[..., d_in : d_in + d_out], weight
             )
             n_batches += 1
         mse = model.member_mse(x_hold, y_hold, w_hold)  # [E]

@@ -256,7 +256,7 @@ def train(
             flush()
             fit = _train_model_and_rollout(cfg, spec, s.model, s.agent, s.real, s.model_buf, gen, t)
             s.period = {"step": t, **fit, "diagnostics_wall_s": 0.0}
-        if len(s.model_buf) == 0 or (cfg.update_ramp and s.epoch_updates > cfg.update_ramp * since):
+        if len(s.model_buf) == 0 or not ramp_allows(s.epoch_updates, since, cfg.update_ramp):
             return
         s.epoch_updates += cfg.updates_per_step
         for _ in range(cfg.updates_per_step):

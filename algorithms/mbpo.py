@@ -127,10 +127,11 @@ def branched_rollout(
     model_buffer: ReplayBuffer,
     gen: torch.Generator,
     deterministic: bool = False,
-) -> int:
+) -> tuple[int, int]:
     """Roll the current stochastic policy in the model from start states [N, D] for up to
-    `horizon` steps, storing every model transition; terminated branches stop."""
-    obs, added = start_obs, 0
+    `horizon` steps, storing every model transition; terminated branches stop. Returns the
+    transitions added and how many of them terminated."""
+    obs, added, terminated = start_obs, 0, 0
     for _ in range(horizon):
         act, _ = agent.actor.sample(obs, gen)
         next_obs, rew = model.sample_step(obs, act, gen, deterministic)
@@ -142,9 +143,10 @@ def branched_rollout(
         added += obs.shape[0]
         keep = ~done
         obs = next_obs[keep]
+        terminated += len(keep) - obs.shape[0]
         if obs.shape[0] == 0:
             break
-    return added
+    return added, terminated
 
 
 def _mixture(
@@ -300,7 +302,7 @@ def _train_model_and_rollout(
         idx = torch.multinomial(
             start_probs, cfg.rollout_batch_size, replacement=True, generator=gen
         )
-    added = branched_rollout(
+    added, terminated = branched_rollout(
         model, agent, real.obs[idx], horizon, spec, model_buf, gen, cfg.deterministic_rollouts
     )
     t2 = time.perf_counter()
@@ -308,6 +310,10 @@ def _train_model_and_rollout(
         **{k: float(v) for k, v in fit.items()},
         "rollout_horizon": horizon,
         "rollout_added": added,
+        # Terminations per step in the model's rollouts vs in the real data of the last
+        # model period (the policy's own recent transitions).
+        "model_done_rate": terminated / max(added, 1),
+        "real_done_rate": real.recent_done_rate(cfg.model_train_freq),
         "model_buffer_size": len(model_buf),
         "model_train_wall_s": t1 - t0,
         "rollout_wall_s": t2 - t1,
@@ -334,8 +340,9 @@ def model_diagnostics(
     t: int,
     gens: Generators,
 ) -> dict[str, list[dict]]:
-    """Rows of model.csv, compounding.csv, coadaptation.csv and visitation.csv at env step
-    t, from this evaluation's episodes and the real buffer (see algorithms.parts.diagnostics).
+    """Rows of model.csv, compounding.csv, coadaptation.csv, visitation.csv and critic.csv
+    at env step t, from this evaluation's episodes and the real buffer (see
+    algorithms.parts.diagnostics).
     The `mixture` source of visitation.csv is PMAC's weighting of the real buffer; for MBPO
     it is what PMAC (default alpha) would weight, for comparison (paper Fig. 1c/d)."""
     d, gen, dev = cfg.diagnostics, gens.diag_torch, real.device
@@ -354,4 +361,13 @@ def model_diagnostics(
     }
     with torch.no_grad():
         q = {source: agent.q_values(o, a).min(0).values for source, (o, a) in sources.items()}
-    return {**rows, "visitation": diag.visitation_rows(t, q, d.quantiles)}
+    rows["visitation"] = diag.visitation_rows(t, q, d.quantiles)
+    c_obs, c_act, c_ret = diag.complete_returns(episodes, cfg.sac.gamma)
+    if len(c_ret):
+        with torch.no_grad():
+            o, a = torch.as_tensor(c_obs, device=dev), torch.as_tensor(c_act, device=dev)
+            q_c = agent.q_values(o, a).min(0).values
+            entropy = -float(agent.actor.sample(o, gen)[1].mean())
+        alpha = float(agent.log_alpha.detach().exp())
+        rows["critic"] = [diag.critic_row(t, q_c, c_ret, alpha, entropy, cfg.sac.gamma)]
+    return rows

@@ -124,7 +124,7 @@ def test_bench_branched_rollout_100k_starts(benchmark):
     def rollout():
         return mbpo.branched_rollout(model, agent, start, 1, spec, buf, gens.torch)
 
-    added = benchmark.pedantic(rollout, rounds=3, warmup_rounds=1)  # seconds per round
+    added, _ = benchmark.pedantic(rollout, rounds=3, warmup_rounds=1)  # seconds per round
     assert added == 100_000 and len(buf) == 100_000
 
 

@@ -51,9 +51,10 @@ def _pendulum_episodes():
 def test_true_simulator_has_zero_one_step_and_compounding_error():
     episodes = _pendulum_episodes()
     model = SimulatorModel()
-    obs, act, nxt = diag.transitions(episodes)
-    assert obs.shape[0] == sum(len(e) for e in episodes) > 50
-    assert diag.one_step_error(model, obs, act, nxt, CPU) < 1e-10
+    obs, act, nxt, rew = diag.transitions(episodes)
+    assert obs.shape[0] == rew.shape[0] == sum(len(e) for e in episodes) > 50
+    errors = diag.one_step_errors(model, obs, act, nxt, rew, CPU)
+    assert errors["state"] < 1e-10 and errors["reward"] < 1e-10, errors
     segs = diag.pick_segments(episodes, 10, 20, np.random.default_rng(0))
     for sampling in ("sample", "mean"):
         errors = diag.compounding_error(model, segs, sampling, torch.Generator(), CPU)
@@ -145,3 +146,35 @@ def test_bad_diagnostics_config_rejected():
         diag.DiagnosticsConfig(horizon=0)
     with pytest.raises(ValueError, match="sampling"):
         diag.DiagnosticsConfig(sampling="exact")
+
+
+def test_reward_error_is_reported_apart_from_the_state_error():
+    """A model with exact dynamics and a reward off by 0.5: state error 0, reward 0.25."""
+    rng = np.random.default_rng(3)
+    episodes = [_shift_episode(np.zeros(2), rng.normal(size=(20, 2)))]
+    obs, act, nxt, rew = diag.transitions(episodes)
+    errors = diag.one_step_errors(Shift(np.zeros(2), 0.5), obs, act, nxt, rew, CPU)
+    assert errors["state"] < 1e-12 and errors["reward"] == pytest.approx(0.25, rel=1e-5)
+    rows = diag.model_rows(5, errors, {"state": 1.0, "reward": 2.0}, [], [])["model"]
+    assert [(r["split"], r["target"], r["error"]) for r in rows] == [
+        ("local", "state", errors["state"]),
+        ("local", "reward", errors["reward"]),
+        ("global", "state", 1.0),
+        ("global", "reward", 2.0),
+    ]
+
+
+def test_complete_returns_and_critic_row():
+    """Discounted returns by hand; a time-limit cut keeps only the steps whose missing tail
+    weighs < 1% (gamma 0.5: log(0.01) / log(0.5) = 6.6 -> the last 7 steps go)."""
+    done = Episode(np.zeros((4, 1)), np.zeros((3, 1)), np.array([1.0, 2.0, 4.0]), True)
+    cut = Episode(np.zeros((11, 1)), np.zeros((10, 1)), np.ones(10), False)
+    obs, act, ret = diag.complete_returns([done, cut], gamma=0.5)
+    # terminated: G2 = 4, G1 = 2 + 2 = 4, G0 = 1 + 2 = 3; cut: 10 - 7 = 3 steps kept
+    assert obs.shape == (6, 1) and act.shape == (6, 1)
+    np.testing.assert_allclose(ret[:3], [3.0, 4.0, 4.0])
+    np.testing.assert_allclose(ret[3:], [2 - 0.5**9, 2 - 0.5**8, 2 - 0.5**7])
+    row = diag.critic_row(7, torch.full((6,), 10.0), ret, alpha=0.2, entropy=-1.0, gamma=0.5)
+    assert row["states"] == 6 and row["q_mean"] == pytest.approx(10.0)
+    assert row["q_bias"] == pytest.approx(10.0 - ret.mean())
+    assert row["entropy_bonus"] == pytest.approx(0.2 * -1.0 * 0.5 / 0.5)

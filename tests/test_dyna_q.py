@@ -62,7 +62,7 @@ def test_dynamics_model_fits_cartpole():
     train, test = random_transitions(0, 1000), random_transitions(1, 1000)
     model = DiscreteModel(ProbabilisticEnsemble(4, 2, dyna_q._model_config(), CPU), 2, False)
     model.fit(train, torch.Generator().manual_seed(0))
-    err = diag.one_step_error(model, test.obs, test.act, test.next_obs, CPU)
+    err = diag.one_step_errors(model, test.obs, test.act, test.next_obs, test.rew, CPU)["state"]
     naive = float((test.next_obs - test.obs).pow(2).mean())
     assert err < 0.05 * naive and err < 2e-3, (err, naive)
 

@@ -85,9 +85,11 @@ class _Spec:
 def test_branched_rollout_stops_terminated_branches():
     starts = torch.tensor([[0.0], [1.0], [2.0], [-10.0]])
     buf = ReplayBuffer(100, 1, 1, torch.device("cpu"))
-    added = branched_rollout(_ShiftModel(), _Agent(), starts, 5, _Spec(), buf, torch.Generator())
+    added, terminated = branched_rollout(
+        _ShiftModel(), _Agent(), starts, 5, _Spec(), buf, torch.Generator()
+    )
     # start 2 terminates after 1 step, start 1 after 2, start 0 after 3; start -10 runs 5
-    assert added == 1 + 2 + 3 + 5
+    assert added == 1 + 2 + 3 + 5 and terminated == 3
     done = buf.done[: len(buf)]
     assert int(done.sum()) == 3
     torch.testing.assert_close(buf.next_obs[: len(buf)], buf.obs[: len(buf)] + 1)

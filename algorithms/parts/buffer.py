@@ -43,6 +43,14 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.size
 
+    def recent_done_rate(self, k: int) -> float:
+        """Share of terminal transitions among the newest min(k, len) (nan when empty)."""
+        n = min(k, self.size)
+        if n == 0:
+            return float("nan")
+        idx = (self.ptr - 1 - torch.arange(n, device=self.device)) % self.capacity
+        return float(self.done[idx].mean())
+
     def __getstate__(self) -> dict:
         """Pickle (checkpoints) only the filled rows: a model buffer is mostly empty early on."""
         state = self.__dict__.copy()

@@ -8,9 +8,10 @@ step and feed no buffer. Their randomness comes from their own generator, so swi
 them off or on does not change the training run.
 
 Definitions
-- one-step error: mean over samples and state dimensions of the squared error of the
-  ensemble's mean next-state prediction, raw units; `local` on the evaluation transitions,
-  `global` on a uniform sample of the real buffer.
+- one-step error: the squared error of the ensemble's mean prediction, raw units, for the
+  next state (`target` state: mean over samples and state dimensions) and for the reward
+  (`target` reward: mean over samples); `local` on the evaluation transitions, `global` on
+  a uniform sample of the real buffer.
 - compounding error at h: L2 distance between the state after h model steps and the real
   state after h steps, same start state and same actions, averaged over `segments`
   segments of the evaluation episodes. The model steps the way the algorithm's rollouts do
@@ -20,11 +21,20 @@ Definitions
   return of the same h steps from the same start states (the evaluation episode itself).
 - visitation: quantiles of min(Q1, Q2) over state-actions from the current policy (its
   evaluation states and actions), the PMAC-weighted buffer mixture, and the uniform buffer.
+- critic bias (`critic_row`): the critic's mean min(Q1, Q2) at the evaluation episodes'
+  state-actions against the discounted return the episodes realised from there, over the
+  states whose return the episode determines (all of a terminated episode; of one cut by
+  the time limit, those at least log(0.01) / log(gamma) steps before the cut, where the
+  missing tail weighs < 1%). The realised return has no entropy term; the soft Q-value
+  also holds the policy's future entropy bonus, estimated as `entropy_bonus` = alpha x the
+  policy's entropy at those states x gamma / (1 - gamma), so an unbiased soft critic has
+  q_bias ~ entropy_bonus (negative for Hopper's target entropy -1).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -79,12 +89,15 @@ class Segment:
     rew: np.ndarray  # [H] real rewards
 
 
-def transitions(episodes: list[Episode]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All (obs [N, D], act [N, A], next_obs [N, D]) of the episodes."""
+def transitions(
+    episodes: list[Episode],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """All (obs [N, D], act [N, A], next_obs [N, D], rew [N]) of the episodes."""
     obs = np.concatenate([e.obs[:-1] for e in episodes])
     act = np.concatenate([e.act for e in episodes])
     nxt = np.concatenate([e.obs[1:] for e in episodes])
-    return obs, act, nxt
+    rew = np.concatenate([e.rew for e in episodes])
+    return obs, act, nxt, rew
 
 
 def pick_segments(
@@ -104,11 +117,17 @@ def pick_segments(
     return out
 
 
-def one_step_error(model: StepModel, obs, act, next_obs, device) -> float:
-    """Mean over samples and state dims of the squared error of the mean prediction."""
-    o, a, n = (torch.as_tensor(x, dtype=torch.float32, device=device) for x in (obs, act, next_obs))
-    pred = model.predict_mean(o, a)[0]
-    return float((pred - n).pow(2).mean())
+def one_step_errors(model: StepModel, obs, act, next_obs, rew, device) -> dict[str, float]:
+    """Squared error of the mean prediction: {"state": mean over samples and state dims,
+    "reward": mean over samples}."""
+    o, a, n, r = (
+        torch.as_tensor(x, dtype=torch.float32, device=device) for x in (obs, act, next_obs, rew)
+    )
+    pred_obs, pred_rew = model.predict_mean(o, a)[:2]
+    return {
+        "state": float((pred_obs - n).pow(2).mean()),
+        "reward": float((pred_rew.reshape(-1) - r.reshape(-1)).pow(2).mean()),
+    }
 
 
 def _model_step(model: StepModel, obs, act, sampling: str, gen: torch.Generator):
@@ -187,8 +206,8 @@ def q_quantiles(q_values: torch.Tensor, quantiles: tuple[float, ...]) -> list[tu
 
 def model_rows(
     t: int,
-    local: float,
-    glob: float,
+    local: dict[str, float],
+    glob: dict[str, float],
     comp: list[tuple[int, float]],
     coad: list[tuple[int, float, float]],
 ) -> dict[str, list[dict]]:
@@ -196,8 +215,9 @@ def model_rows(
     contract of docs/pipeline.md), from the measurements above."""
     return {
         "model": [
-            {"step": t, "split": "local", "error": local},
-            {"step": t, "split": "global", "error": glob},
+            {"step": t, "split": split, "target": target, "error": error}
+            for split, errors in (("local", local), ("global", glob))
+            for target, error in errors.items()
         ],
         "compounding": [{"step": t, "horizon": h, "error": e} for h, e in comp],
         "coadaptation": [
@@ -218,21 +238,22 @@ def model_measurements(
     stored: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[dict[str, list[dict]], tuple[np.ndarray, np.ndarray]]:
     """The one diagnostics sequence of every model-based algorithm at env step t: the rows
-    of model.csv (one-step error on this evaluation's transitions and on a uniform sample
-    of the real buffer), compounding.csv and coadaptation.csv, drawn from the diagnostics
-    generators only. `policy_for(segments)` gives the policy the co-adaptation gap runs
-    (drawn after the compounding error: PETS plans from each segment's start); `stored`
-    maps env actions to the buffer's layout (PETS), identity if None.
+    of model.csv (one-step state and reward errors on this evaluation's transitions and on
+    a uniform sample of the real buffer), compounding.csv and coadaptation.csv, drawn from
+    the diagnostics generators only. `policy_for(segments)` gives the policy the
+    co-adaptation gap runs (drawn after the compounding error: PETS plans from each
+    segment's start); `stored` maps env actions to the buffer's layout (PETS), identity if
+    None.
 
     Returns the rows and the evaluation episodes' (obs [N, D], act [N, A]) for the
     algorithm's visitation sources."""
     gen, dev = gens.diag_torch, real.device
-    obs, act, nxt = transitions(episodes)
+    obs, act, nxt, rew = transitions(episodes)
     if stored is not None:
         act = stored(act)
     g = real.sample_indices(d.global_samples, gen)
-    local = one_step_error(model, obs, act, nxt, dev)
-    glob = one_step_error(model, real.obs[g], real.act[g], real.next_obs[g], dev)
+    local = one_step_errors(model, obs, act, nxt, rew, dev)
+    glob = one_step_errors(model, real.obs[g], real.act[g], real.next_obs[g], real.rew[g], dev)
     segs = pick_segments(episodes, d.segments, d.horizon, gens.diag_numpy)
     if stored is not None:
         segs = [dataclasses.replace(s, act=stored(s.act)) for s in segs]
@@ -250,3 +271,44 @@ def visitation_rows(
         for source, q in q_by_source.items()
         for quantile, value in q_quantiles(q, quantiles)
     ]
+
+
+def complete_returns(
+    episodes: list[Episode], gamma: float, tail: float = 0.01
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(obs [N, D], act [N, A], discounted return [N]) of the evaluation steps whose
+    discounted return the episode determines: every step of a terminated episode; of one
+    cut by its time limit, the steps at least log(tail) / log(gamma) steps before the cut
+    (the missing tail then weighs less than `tail` of a constant reward stream)."""
+    if gamma <= 0:
+        cut = 0
+    else:
+        cut = math.ceil(math.log(tail) / math.log(gamma)) if gamma < 1 else math.inf
+    obs, act, ret = [], [], []
+    for e in episodes:
+        g = np.zeros(len(e) + 1)
+        for i in range(len(e) - 1, -1, -1):
+            g[i] = e.rew[i] + gamma * g[i + 1]
+        keep = len(e) if e.terminated else max(len(e) - cut, 0)
+        obs.append(e.obs[:keep])
+        act.append(e.act[:keep])
+        ret.append(g[:keep])
+    return np.concatenate(obs), np.concatenate(act), np.concatenate(ret)
+
+
+def critic_row(
+    t: int, q: torch.Tensor, ret: np.ndarray, alpha: float, entropy: float, gamma: float
+) -> dict[str, float]:
+    """The row of critic.csv at env step t (definitions in the module docstring): the
+    critic's min(Q1, Q2) [N] at the complete-return states, their realised returns [N],
+    the temperature and the policy's mean entropy there."""
+    q_mean, ret_mean = float(q.to(torch.float64).mean()), float(np.mean(ret))
+    return {
+        "step": t,
+        "states": int(len(ret)),
+        "q_mean": q_mean,
+        "return_mean": ret_mean,
+        "q_bias": q_mean - ret_mean,
+        "alpha": alpha,
+        "entropy_bonus": alpha * entropy * gamma / (1.0 - gamma) if gamma < 1 else math.nan,
+    }

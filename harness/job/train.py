@@ -8,6 +8,7 @@ and raised as a `ConfigError` naming the value.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import os
@@ -89,6 +90,7 @@ def train(req: TrainRequest) -> int:
     threads = req.threads or (int(omp) if omp.isdigit() and int(omp) > 0 else None)
     if threads:
         torch.set_num_threads(threads)
+    _keep_freed_memory()
     label = f"{profile['profile']} {algo.name} {spec.name} seed{req.seed}"
     config = run_config(req, algo, spec, profile, cfg, device)
     _check_resumable(out, config)
@@ -155,6 +157,23 @@ def run_config(
         "device": str(device),
         "hyperparameters": dataclasses.asdict(cfg),
     }
+
+
+def _keep_freed_memory() -> None:
+    """Keep freed blocks below 32 MB in the process instead of handing them back to the OS.
+
+    glibc trims the top of its heap once 2x its (dynamic) mmap threshold is free, so the
+    short-lived [2, 256, 256] activations of every SAC update were returned and faulted in
+    again: ~250 minor page faults per update, 7-10% of its CPU time (0.06 faults with these
+    settings). Blocks of 32 MB and more (replay buffers) still come from mmap and go back
+    when freed. No-op where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    libc.mallopt(m_trim_threshold, 256 << 20)
+    libc.mallopt(m_mmap_threshold, 32 << 20)
 
 
 def _check_request(req: TrainRequest) -> None:

@@ -28,14 +28,25 @@ test: install lint
 learn-check: install
 	$(PY) -m pytest -q -m slow -s
 
-# Speed: every benchmark case against the stored baseline in results/baselines/bench/ (fails
-# when a median is more than 50% slower: the machine is shared and noisy; docs/regression.md
-# "Speed baseline"). `make bench-save` stores a new baseline after a deliberate change.
-BENCH := $(PY) -m pytest -q -m benchmark --benchmark-enable --benchmark-only \
-	  --benchmark-storage=file://results/baselines/bench \
+# Speed: every benchmark case against the stored baseline of this machine's CPU model,
+# results/baselines/bench/<CPU model>/ (fails when a median is more than 50% slower: the
+# machine is shared and noisy; docs/regression.md "Speed baseline"); without one it times the
+# cases and says so. One thread, as the pipeline runs its jobs. `make bench-save` stores this
+# CPU's baseline after a deliberate change.
+BENCH_CPU := $(shell grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 \
+	  | sed -E 's/^ +//; s/[^A-Za-z0-9]+/-/g; s/-$$//')
+BENCH_DIR := results/baselines/bench/$(or $(BENCH_CPU),unknown-cpu)
+BENCH := OMP_NUM_THREADS=1 $(PY) -m pytest -q -m benchmark --benchmark-enable --benchmark-only \
+	  --benchmark-storage=file://$(BENCH_DIR) \
 	  --benchmark-columns=min,median,mean,stddev,rounds
 bench: install
-	$(BENCH) --benchmark-compare --benchmark-compare-fail=median:50%
+	@if [ -d "$(BENCH_DIR)" ]; then \
+	  echo "speed baseline: $(BENCH_DIR)"; \
+	  $(BENCH) --benchmark-compare --benchmark-compare-fail=median:50%; \
+	else \
+	  echo "no speed baseline for this CPU ($(BENCH_DIR)); timing without a comparison (make bench-save stores one)"; \
+	  $(BENCH); \
+	fi
 
 bench-save: install
 	$(BENCH) --benchmark-save=baseline

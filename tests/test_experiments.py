@@ -9,7 +9,7 @@ from harness.job.experiments import all_jobs, experiment_jobs
 
 def test_smoke_profile_expands_every_experiment_and_shares_runs():
     exps = experiment_jobs("smoke")
-    assert set(exps) == {"main", "alpha_sweep", "mechanism", "cartpole", "horizon"}
+    assert set(exps) == {"main", "alpha_sweep", "mechanism", "cartpole", "horizon", "fidelity"}
     assert {j.seed for js in exps.values() for j in js} == {0, 1}
     gate = experiment_jobs("smoke", gate=True)["regress"]  # make regress only, not `all`
     assert {j.seed for j in gate} == set(range(15))  # the gate needs more seeds
@@ -26,6 +26,15 @@ def test_paper_profile_counts():
     assert len(exps["main"]) == 4 * 6 * 5  # PMAC, MBPO, PETS, SAC x 6 envs x 5 seeds
     assert len(exps["alpha_sweep"]) == 7 * 5  # 6 alphas + MBPO's uniform weighting
     assert len(exps["cartpole"]) == 6 * 20
+    assert len(exps["fidelity"]) == 5 * 5  # jannerm's defaults + 4 suspects on Hopper
+
+
+def test_fidelity_variants_set_the_suspects_switches():
+    sets = {j.variant: parse_set(j.set_args()[1::2]) for j in all_jobs("paper")}
+    assert sets["mbpo_alpha0.2"] == {"sac.autotune": False, "sac.alpha": 0.2}
+    assert sets["mbpo_ramp"] == {"update_ramp": 5}
+    assert sets["mbpo_refinit"] == {"sac.init": "glorot", "model.init": "truncated_normal"}
+    assert sets["mbpo_patience6"] == {"model.patience": 6}
 
 
 def test_set_args_round_trip_through_parse_set():

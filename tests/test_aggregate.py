@@ -158,7 +158,7 @@ def test_unequal_budgets_are_flagged_and_compared_at_the_common_steps(tmp_path):
     )
     claims = pd.read_csv(out / "claims.csv").set_index("claim")
     row = claims.loc["PMAC: better asymptotic performance than PETS"]
-    assert row.budget == pets.budget and "at step 4,000 on inverted_pendulum" in row.sentence
+    assert row.budget == pets.budget and "compared at step 4,000 (unequal" in row.sentence
     same = claims.loc["Mixture for rollout starts only helps (vs MBPO)"]  # both 10,000 steps
     assert same.budget == "same" and "unequal" not in same.sentence
     runs = pd.read_csv(out / "runs.csv")

@@ -192,10 +192,13 @@ def _untested(claim: str, why: str) -> str:
     return f"{claim}: not tested ({why})."
 
 
-def _at(at_step: dict[str, int]) -> str:
+def _at(at_step: dict[str, int], envs: list[str]) -> str:
     if not at_step:
         return ""
-    steps = ", ".join(f"step {s:,} on {env}" for env, s in at_step.items())
+    if list(at_step) == list(envs) and len(envs) == 1:
+        steps = f"step {at_step[envs[0]]:,}"
+    else:
+        steps = ", ".join(f"step {s:,} on {env}" for env, s in at_step.items())
     return f", compared at {steps} (unequal budgets: the last step both evaluated)"
 
 
@@ -214,7 +217,7 @@ def poi_sentence(agg, x, y, value, envs, est, nx, ny, at_step, verdict) -> str:
         return f"{name(x)} vs {name(y)}: not computable (no complete runs to compare)."
     return (
         f"{name(x)}'s {WHAT[value].format(y=name(y))} in {_share(est)} on {', '.join(envs)}"
-        f"{_at(at_step)}, {_seeds(nx, ny)}: {_why(agg, verdict, min(nx, ny))}."
+        f"{_at(at_step, envs)}, {_seeds(nx, ny)}: {_why(agg, verdict, min(nx, ny))}."
     )
 
 
@@ -306,7 +309,7 @@ def _alpha_claim(agg: Aggregation) -> dict[str, Any]:
     verdict = stats.combine(verdicts)
     sentence = (
         f"alpha = 0.9's final return beat {other}'s, the closest other alpha, in "
-        f"{_share(c.est)} on {', '.join(envs)}{_at(c.at_step)}, {_seeds(c.n_x, c.n_y)}: "
+        f"{_share(c.est)} on {', '.join(envs)}{_at(c.at_step, envs)}, {_seeds(c.n_x, c.n_y)}: "
         f"{_why(agg, verdict, min(c.n_x, c.n_y))}."
     )
     budget = "; ".join(r[1].budget for r in results if r[1].budget)

@@ -146,3 +146,17 @@ def test_numbers_and_the_speedup_reading():
         "did not reach MBPO&#x27;s final IQM return within 1000 steps (ratio 0, 95% CI 0-1.5)"
         in (text)
     )
+
+
+def test_a_damaged_critic_csv_is_one_line_and_exit_2(tmp_path, capsys):
+    runs, agg = tmp_path / "runs", tmp_path / "agg"
+    jobs = build(runs, "smoke")
+    bad = next(j for j in jobs if j.variant == "mbpo").run_dir(runs, "smoke") / "critic.csv"
+    bad.write_text("step,q_mean\n500,1.0\n")
+    common = ["--profile", "smoke", "--runs", str(runs)]
+    assert main(["aggregate", *common, "--out", str(agg), "--reps", "20"]) == 0
+    capsys.readouterr()
+    code = main(["figures", *common, "--aggregate", str(agg), "--out", str(tmp_path / "rep")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "critic.csv: missing column(s) states, return_mean, q_bias" in err

@@ -10,8 +10,19 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 
 from harness.analysis.figures.common import Data, Skip, add_legend, colour, plot_band
+from harness.errors import ConfigError
 
 MBPO_FAMILY = ("mbpo", "pmac", "pmac_model_only", "pmac_rollout_only")
+COLUMNS = ("step", "states", "q_mean", "return_mean", "q_bias", "alpha", "entropy_bonus")
+
+
+def _check_columns(d: Data, variant: str, env: str) -> None:
+    """critic.csv must hold the contract's columns: a damaged file is bad input."""
+    for run in d.runs_of(variant, env):
+        df = run.table("critic")
+        missing = [c for c in COLUMNS if df is not None and c not in df]
+        if missing:
+            raise ConfigError(f"{run.path / 'critic.csv'}: missing column(s) {', '.join(missing)}")
 
 
 def critic_bias_temperature(d: Data, exp: str):
@@ -43,6 +54,7 @@ def critic_bias_temperature(d: Data, exp: str):
             if lacking:
                 seeds = ", ".join(map(str, lacking))
                 d.note(f"{v} on {env}, seed(s) {seeds}: no critic.csv, no Q bias drawn")
+            _check_columns(d, v, env)
             critic = d.series(v, env, "critic", "q_bias")
             if not critic.empty:
                 drawn += 1

@@ -358,7 +358,8 @@ def fig1cd_visitation(d: Data):
             for k, step in enumerate(steps):
                 m = pol[pol["step"] == step].groupby("q_quantile")["q_value"].mean()
                 shade = cmap(0.15 + 0.85 * k / max(1, len(steps) - 1))
-                label = f"policy at step {int(step):,}" if k in (0, len(steps) - 1) else None
+                named = len(steps) <= 6 or k in (0, len(steps) - 1)  # a legend of <= 6 rows
+                label = f"policy at step {int(step):,}" if named else None
                 ax.plot(m.values, m.index, color=shade, label=label, lw=1.2)
             last = df[df["step"] == steps[-1]]
             for src, style in (("uniform", ":"), ("mixture", "--")):

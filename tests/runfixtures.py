@@ -39,11 +39,27 @@ def write_run_dir(
     return run_dir
 
 
+MBPO_FAMILY = ("mbpo", "pmac", "pmac_model_only", "pmac_rollout_only")
+
+
+def length_at(step: int, reach: float = 1.0) -> int:
+    """The fixture's mean episode length at an evaluation step: 50 rising to 100 with the
+    return."""
+    return int(50 + 50 * min(1.0, step / (reach * TOTAL)))
+
+
 def write_run(run_dir: Path, job: Job, profile: str, final: float, *, reach: float = 1.0,
               local_error: float = 0.01, compounding: float = 1.0, status: str = "ok",
-              done: bool = True) -> None:  # fmt: skip
-    """A run whose mean eval return rises linearly to `final` at `reach` x TOTAL steps."""
-    hp = {"total_steps": TOTAL, "eval_every": EVAL_EVERY, "eval_episodes": 2}
+              done: bool = True, reward_error: float = 1.0, critic: bool = True,
+              model_target: bool = True, q_bias: float = 5.0, budget: int = TOTAL,
+              eval_episodes: int = 2) -> None:  # fmt: skip
+    """A run whose mean eval return rises linearly to `final` at `reach` x TOTAL steps,
+    evaluated every EVAL_EVERY steps up to `budget`. MBPO-family runs write critic.csv
+    (`q_bias` constant, temperature falling) and a train.csv `alpha` column unless
+    `critic=False` (an older run); model.csv holds state and reward rows (`target`), or
+    state rows without a `target` column with `model_target=False` (an older run)."""
+    hp = {"total_steps": budget, "eval_every": EVAL_EVERY, "eval_episodes": eval_episodes}
+    steps = [s for s in STEPS if s <= budget]
     if job.algo == "dyna_q":
         hp["horizon"] = dict(job.overrides).get("horizon", 3)
     if "rollout_schedule" in dict(job.overrides):
@@ -65,43 +81,63 @@ def write_run(run_dir: Path, job: Job, profile: str, final: float, *, reach: flo
         "python": "3.11.7",
         "packages": {"torch": "2.13.0+cpu", "gymnasium": "1.4.0", "mujoco": "4.0.0"},
     }
-    curve = [final * min(1.0, s / (reach * TOTAL)) for s in STEPS]
+    curve = [final * min(1.0, s / (reach * TOTAL)) for s in steps]
+    state_rows = [
+        (s, sp, local_error * (1 if sp == "local" else 0.1))
+        for s in steps
+        for sp in ("local", "global")
+    ]
     tables = {
         "eval": (
             "step,episode,return,length",
             [
-                (s, e, r + (0.5 if e else -0.5), 100)
-                for s, r in zip(STEPS, curve, strict=True)
+                (s, e, r + (0.5 if e else -0.5), length_at(s, reach) + (1 if e else -1))
+                for s, r in zip(steps, curve, strict=True)
                 for e in (0, 1)
             ],
         ),
         "model": (
-            "step,split,error",
-            [
-                (s, sp, local_error * (1 if sp == "local" else 0.1))
-                for s in STEPS
-                for sp in ("local", "global")
-            ],
+            (
+                "step,split,target,error",
+                [
+                    *((s, sp, "state", err) for s, sp, err in state_rows),
+                    *((s, sp, "reward", reward_error) for s in steps for sp in ("local", "global")),
+                ],
+            )
+            if model_target
+            else ("step,split,error", state_rows)
         ),
         "compounding": (
             "step,horizon,error",
-            [(s, h, compounding * h) for s in STEPS for h in (1, 2, 3)],
+            [(s, h, compounding * h) for s in steps for h in (1, 2, 3)],
         ),
         "coadaptation": (
             "step,horizon,model_return,real_return",
-            [(s, h, 1.0 * h, 0.8 * h) for s in STEPS for h in (1, 2, 3)],
+            [(s, h, 1.0 * h, 0.8 * h) for s in steps for h in (1, 2, 3)],
         ),
         "visitation": (
             "step,source,q_quantile,q_value",
             [
                 (s, src, q, q + k)
-                for s in STEPS
-                for k, src in enumerate(("policy", "mixture"))
+                for s in steps
+                for k, src in enumerate(("policy", "mixture", "uniform"))
                 for q in (0.05, 0.5, 0.95)
             ],
         ),
-        "train": ("step,wall_s,rollout_length", [(s, 0.1, 2.5) for s in STEPS]),
+        "train": ("step,wall_s,rollout_length", [(s, 0.1, 2.5) for s in steps]),
     }
+    family = job.algo in MBPO_FAMILY
+    if family and critic:
+        tables["critic"] = (
+            "step,states,q_mean,return_mean,q_bias,alpha,entropy_bonus",
+            [(s, 500, 20.0 + q_bias, 20.0, q_bias, 0.2 / (1 + i), 0.5 / (1 + i))
+             for i, s in enumerate(steps)],
+        )  # fmt: skip
+    if family:
+        tables["train"] = (
+            "step,wall_s,rollout_length,alpha",
+            [(s, 0.1, 2.5, 0.2 / (1 + i)) for i, s in enumerate(steps)],
+        )
     summary = {
         "status": status,
         "final_return": curve[-1],
@@ -109,9 +145,7 @@ def write_run(run_dir: Path, job: Job, profile: str, final: float, *, reach: flo
         "env_steps": TOTAL,
         "wall_s": 12.5,
     }
-    write_run_dir(
-        run_dir, config, provenance=prov, tables=tables, done=summary if done else None
-    )
+    write_run_dir(run_dir, config, provenance=prov, tables=tables, done=summary if done else None)
 
 
 # Mean final return per variant (seed adds +seed): PMAC clearly above MBPO, PETS tied
@@ -120,8 +154,12 @@ FINAL = {"pmac": 100.0, "mbpo": 60.0, "pets": 101.0, "sac": 80.0, "dyna_q": 200.
          "dqn": 300.0, "pmac_model_only": 90.0, "pmac_rollout_only": 61.0}  # fmt: skip
 
 
-def build(runs_root: Path, profile: str, *, skip=(), failed=(), incomplete=()) -> list[Job]:
-    """Write a run for every job of the profile except `skip` keys (variant, env, seed)."""
+def build(runs_root: Path, profile: str, *, skip=(), failed=(), incomplete=(), budgets=None,
+          **run_kw) -> list[Job]:  # fmt: skip
+    """Write a run for every job of the profile except `skip` keys (variant, env, seed);
+    `budgets`: variant -> step budget (default TOTAL); `run_kw` goes to every `write_run`.
+    PMAC's reward error is far above the others' and its state error below them, so a
+    reader mixing model.csv's targets gets the one-step claim wrong."""
     jobs = all_jobs(profile)
     for job in jobs:
         key = (job.variant, job.env, job.seed)
@@ -137,5 +175,8 @@ def build(runs_root: Path, profile: str, *, skip=(), failed=(), incomplete=()) -
             compounding=2.0 if job.variant == "pmac" else 1.0,  # PMAC worse: a clear loss
             status="failed: non-finite loss" if key in failed else "ok",
             done=key not in incomplete,
+            reward_error=5.0 if job.variant == "pmac" else 0.001,
+            budget=(budgets or {}).get(job.variant, TOTAL),
+            **run_kw,
         )  # fmt: skip
     return jobs

@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 from rliable import library as rly
 from rliable import metrics
-from runfixtures import build
+from runfixtures import build, length_at
 
+from harness.analysis import claims as cl
 from harness.analysis import stats
-from harness.analysis.aggregate import aggregate
+from harness.analysis.aggregate import aggregate, profile_taus
 from harness.analysis.stats import Estimate, Region
 from harness.cli import main
 
@@ -88,6 +89,120 @@ def test_verdict_rule_boundaries():
     assert stats.combine([stats.SUPPORTED, stats.SUPPORTED]) == stats.SUPPORTED
     assert stats.combine([stats.SUPPORTED, stats.INCONCLUSIVE]) == stats.INCONCLUSIVE
     assert stats.combine([stats.SUPPORTED, stats.CONTRADICTED]) == stats.CONTRADICTED
+
+
+S, C, N = stats.SUPPORTED, stats.CONTRADICTED, stats.INCONCLUSIVE
+EPS = 1e-9
+
+
+@pytest.mark.parametrize(
+    ("region", "ci", "expected"),
+    [
+        # better: P(X > Y) > 0.5, the bound 0.5 excluded, 1 included
+        (cl.BETTER, (0.5, 0.5), C),  # a tie on every seed is not "better"
+        (cl.BETTER, (0.5, 0.9), N),  # the CI touches the excluded bound
+        (cl.BETTER, (0.5 + EPS, 0.9), S),
+        (cl.BETTER, (1.0, 1.0), S),  # X beats Y on every pair
+        (cl.BETTER, (0.3, 0.5), C),  # the CI lies in P <= 0.5
+        (cl.BETTER, (0.3, 0.5 + EPS), N),
+        # sample efficiency: ratio >= 1.8, the bound included
+        (cl.SPEEDUP, (1.8, 2.5), S),
+        (cl.SPEEDUP, (1.8 - EPS, 2.5), N),
+        (cl.SPEEDUP, (1.0, 1.8), N),  # the CI touches the included bound
+        (cl.SPEEDUP, (0.0, 1.8 - EPS), C),
+        # Dyna-Q: mean final return >= 195
+        (cl.DYNA_Q, (195.0, 200.0), S),
+        (cl.DYNA_Q, (190.0, 195.0), N),
+        (cl.DYNA_Q, (190.0, 195.0 - EPS), C),
+        # model-free plateau: mean final return in [125, 175], both bounds included
+        (cl.MODEL_FREE, (125.0, 175.0), S),
+        (cl.MODEL_FREE, (124.0, 150.0), N),
+        (cl.MODEL_FREE, (175.0, 180.0), N),
+        (cl.MODEL_FREE, (175.0 + EPS, 180.0), C),
+        (cl.MODEL_FREE, (100.0, 125.0 - EPS), C),
+    ],
+)
+def test_every_region_boundary(region, ci, expected):
+    est = Estimate((ci[0] + ci[1]) / 2, *ci)
+    assert stats.verdict(est, region, 20, smoke=False) == expected
+
+
+def test_a_tie_is_not_better_and_regions_print_their_bounds():
+    assert stats.verdict(Estimate(0.5, 0.5, 0.5), cl.BETTER, 5, smoke=False) != stats.SUPPORTED
+    assert not cl.BETTER.contains(0.5) and cl.BETTER.contains(1.0)
+    assert cl.SPEEDUP.contains(1.8) and not cl.SPEEDUP.contains(1.8 - EPS)
+    assert [str(r) for r in (cl.BETTER, cl.SPEEDUP, cl.MODEL_FREE)] == [
+        "in (0.5, 1]",
+        ">= 1.8",
+        "in [125, 175]",
+    ]
+    assert str(Region(high=2.0, high_open=True)) == "< 2"
+
+
+def test_profile_grid_spans_the_scores_not_0_to_1():
+    taus = profile_taus(np.array([0.01, 0.05, 0.1]))
+    assert taus[0] < 0.01 and 0.1 < taus[-1] < 0.12 and len(taus) == 41
+    assert profile_taus(np.array([0.3, 0.3]))[[0, -1]].tolist() == [0.25, 0.35]
+
+
+def test_unequal_budgets_are_flagged_and_compared_at_the_common_steps(tmp_path):
+    """PMAC runs 4,000 steps, PETS 10,000. At their final evaluations PETS (about 101) ties
+    PMAC (100, 101); at step 4,000, the last both evaluated, PETS is at 40% of its return."""
+    build(tmp_path / "runs", "smoke", budgets={"pmac": 4_000})
+    out = aggregate("smoke", tmp_path / "runs", tmp_path / "agg", reps=50)
+    imp = pd.read_csv(out / "improvement.csv").set_index(["experiment", "x", "y", "statistic"])
+    pets = imp.loc[("main", "pmac", "pets", "final_return")]
+    assert pets.estimate == 1.0  # at step 4,000; the final returns would give 0.5
+    assert pets.budget == (
+        "inverted_pendulum: steps 4,000 vs 10,000; compared at step 4,000, the last both evaluated"
+    )
+    claims = pd.read_csv(out / "claims.csv").set_index("claim")
+    row = claims.loc["PMAC: better asymptotic performance than PETS"]
+    assert row.budget == pets.budget and "compared at step 4,000 (unequal" in row.sentence
+    same = claims.loc["Mixture for rollout starts only helps (vs MBPO)"]  # both 10,000 steps
+    assert same.budget == "same" and "unequal" not in same.sentence
+    runs = pd.read_csv(out / "runs.csv")
+    pmac = runs[runs.variant == "pmac"]
+    assert (pmac.env_steps == 10_000).all()  # done.json's count, as written by the fixture
+
+
+def test_claim_rows_cite_papers_link_figures_and_read_in_plain_words(tmp_path):
+    build(tmp_path / "runs", "smoke")
+    out = aggregate("smoke", tmp_path / "runs", tmp_path / "agg", reps=50)
+    claims = pd.read_csv(out / "claims.csv")
+    assert not claims.source.str.contains("shared/").any()
+    assert claims.source.str.contains(r"Sec\.|App\.|Build it").all()
+    assert claims.figure.notna().all() and (claims.figure.str.len() > 0).all()
+    by_claim = claims.set_index("claim")
+    assert by_claim.loc["Mixture for model learning only helps (vs MBPO)"].figure.startswith(
+        "rliable_improvement_mechanism"
+    )
+    dyna = by_claim.loc["Dyna-Q: better final return than model-free Q-learning at 5K transitions"]
+    assert dyna.figure.startswith("rliable_improvement_cartpole")
+    # the fixture's DQN (300) beats Dyna-Q (200) on every pair: a degenerate 0
+    assert (dyna.estimate, dyna.ci_low, dyna.ci_high) == (0.0, 0.0, 0.0)
+    assert dyna.sentence == (
+        "Dyna-Q's final return beat DQN's in no seed pair on cartpole, 2 seeds: "
+        "inconclusive (smoke profile)."
+    )
+    speed = claims[claims.claim.str.startswith("PMAC: almost 2x")].iloc[0]
+    # MBPO reaches its final 60 at 10,000 steps, PMAC (100 at 4,000) at 3,000: 3.33x
+    assert speed.sentence == (
+        "PMAC reached MBPO's final return 3.33x sooner on inverted_pendulum, 95% CI "
+        "3.33-3.33, 2 seeds: inconclusive (smoke profile)."
+    )
+    imp = pd.read_csv(out / "improvement.csv")
+    pairs = set(zip(imp.experiment, imp.x, imp.y, imp.statistic, strict=True))
+    assert {
+        ("mechanism", "pmac_model_only", "mbpo", "final_return"),
+        ("mechanism", "pmac_rollout_only", "mbpo", "final_return"),
+        ("cartpole", "dyna_q", "dqn", "final_return"),
+        ("main", "pmac", "mbpo", "-local_error"),
+    } <= pairs
+    curves = pd.read_csv(out / "curves.csv")
+    pmac = curves[(curves.variant == "pmac") & (curves.seed == 0)].set_index("step")
+    assert pmac.loc[1_000, "length"] == length_at(1_000, 0.4) == 62
+    assert (pd.read_csv(out / "runs.csv").final_length.dropna() == 100).all()
 
 
 def _files(d):

@@ -199,6 +199,22 @@ def test_save_stores_summaries_curves_hashes_and_provenance(tmp_path, capsys):
     assert (out / "pmac" / "inverted_pendulum.json").exists()
 
 
+def test_baseline_keeps_the_state_model_error(tmp_path, capsys):
+    """model.csv's reward rows (column `target`) stay out of the baseline's model error."""
+    runs = write_runs(tmp_path / "runs", "mbpo", [50])
+    d = runs / "smoke" / "mbpo" / "inverted_pendulum" / "seed0"
+    (d / "model.csv").write_text(
+        "step,split,target,error\n500,local,state,0.1\n500,local,reward,7.0\n"
+        "500,global,state,0.2\n500,global,reward,8.0\n"
+    )
+    save(capsys, runs / "smoke", tmp_path / "bl" / "{profile}")
+    data = json.loads((tmp_path / "bl" / "smoke" / "mbpo" / "inverted_pendulum.json").read_text())
+    assert data["runs"][0]["model_error"] == {
+        "global": {"step": [500], "error": [0.2]},
+        "local": {"step": [500], "error": [0.1]},
+    }
+
+
 def test_hashes_ignore_wall_clock_columns_only(tmp_path):
     a = write_run(tmp_path / "a", "v", 0, 10.0, wall=1.0)
     b = write_run(tmp_path / "b", "v", 0, 10.0, wall=2.5)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis import stats
-from harness.analysis.claims import claims_table
+from harness.analysis.claims import PAIRWISE, claims_table
 from harness.analysis.tables import SPEEDUP_PAIR, Aggregation
 from harness.job.rundir import atomic_write_json, atomic_write_text
 
@@ -108,6 +108,15 @@ def curves_iqm(agg: Aggregation) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def profile_taus(scores: np.ndarray, n: int = 41) -> np.ndarray:
+    """The performance profiles' grid: the range of the scores, padded by 5% of it on each
+    side (0.05 when all scores are equal), so a profile of scores below 0.12 is not drawn
+    over 0-1."""
+    lo, hi = float(scores.min()), float(scores.max())
+    pad = 0.05 * (hi - lo) if hi > lo else 0.05
+    return np.round(np.linspace(lo - pad, hi + pad, n), 6)
+
+
 def profiles(agg: Aggregation) -> pd.DataFrame:
     """Performance profiles of the normalised final returns on one grid per experiment."""
     rows = []
@@ -117,8 +126,7 @@ def profiles(agg: Aggregation) -> pd.DataFrame:
         pooled = [m.values for m in finals.values() if m.n]
         if not (pooled and norm_envs):
             continue
-        allv = np.concatenate([p.ravel() for p in pooled])
-        taus = np.round(np.linspace(min(0.0, allv.min()), max(1.0, allv.max()), 41), 6)
+        taus = profile_taus(np.concatenate([p.ravel() for p in pooled]))
         for v, m in finals.items():
             if not m.n:
                 continue
@@ -141,27 +149,37 @@ def profiles(agg: Aggregation) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def improvement_pairs(agg: Aggregation, exp: str) -> list[tuple[str, str, str]]:
+    """(x, y, value) compared by probability of improvement in one experiment: PIVOT's final
+    return against every other variant, then every pairwise claim of the experiment
+    (claims.PAIRWISE: the model errors, the mechanism ablations vs MBPO, Dyna-Q vs DQN)."""
+    variants = _variants(agg, exp)
+    pairs = [(PIVOT, v, "final_return") for v in variants if PIVOT in variants and v != PIVOT]
+    for _, _, e, x, y, value, _, _ in PAIRWISE:
+        if e == exp and {x, y} <= set(variants) and (x, y, value) not in pairs:
+            pairs.append((x, y, value))
+    return pairs
+
+
 def improvement(agg: Aggregation) -> pd.DataFrame:
-    """Probability of improvement of PIVOT over every other variant of an experiment."""
+    """Probability of improvement of each pair of `improvement_pairs`, with what differs
+    between the two sides' budgets (compared at their common step range)."""
     rows = []
     for exp in agg.jobs:
-        envs, variants = agg.envs_of(exp), _variants(agg, exp)
-        if PIVOT not in variants:
-            continue
-        for other in variants:
-            if other == PIVOT:
-                continue
-            est, nx, ny = agg.pairwise(exp, PIVOT, other, "final_return", envs)
+        envs = agg.envs_of(exp)
+        for x, y, value in improvement_pairs(agg, exp):
+            c = agg.pairwise(exp, x, y, value, envs)
             rows.append(
                 {
                     "experiment": exp,
-                    "x": PIVOT,
-                    "y": other,
-                    "statistic": "final_return",
-                    **_est_row(est),
-                    "n_x": nx,
-                    "n_y": ny,
+                    "x": x,
+                    "y": y,
+                    "statistic": value,
+                    **_est_row(c.est),
+                    "n_x": c.n_x,
+                    "n_y": c.n_y,
                     "envs": " ".join(envs),
+                    "budget": c.budget or "same",
                 }
             )
     return pd.DataFrame(rows)

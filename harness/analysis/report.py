@@ -2,8 +2,9 @@
 no external resources) from the aggregation tables, the figure manifest, the run
 directories' provenance and Snakemake's benchmark files.
 
-Order: the profile banner (repeated on every printed page), the claims table with the
-verdict rule, one section per experiment (figures, skipped figures and why, a reading
+Order: the profile banner (repeated on every printed page), one plain-words sentence per
+claim, the claims table with the verdict rule (each row linking to the figure that shows
+its statistic), one section per experiment (figures, skipped figures and why, a reading
 computed from the numbers), compute cost, budgets, every run with its provenance, and the
 failed / incomplete / missing runs.
 """
@@ -14,11 +15,13 @@ import base64
 import html
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from harness.analysis.numbers import fmt
 from harness.analysis.runs import discover
 from harness.analysis.stats import MIN_SEEDS
 from harness.errors import ConfigError
@@ -33,32 +36,53 @@ td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top
 th{background:#eee}.supported{background:#d4edda}.contradicted{background:#f8d7da}
 .inconclusive{background:#fff3cd}img{max-width:100%}figure{margin:1em 0}
 figcaption{font-size:.85em;color:#555}.skip{color:#a00}
+ul.claims li{margin:.25em 0}
 """
-
-
-def fmt(x: Any, digits: int = 3) -> str:
-    if isinstance(x, float | int) and not isinstance(x, bool):
-        if isinstance(x, float) and not math.isfinite(x):
-            return "n/a"
-        if float(x).is_integer() and abs(x) < 1e15:
-            return str(int(x))  # step budgets, seeds, counts
-        return f"{x:.{digits}g}"
-    return "n/a" if x is None or (isinstance(x, str) and not x) else str(x)
 
 
 def esc(x: Any) -> str:
     return html.escape(fmt(x))
 
 
-def table_html(df: pd.DataFrame, cls_col: str | None = None) -> str:
+def table_html(
+    df: pd.DataFrame,
+    cls_col: str | None = None,
+    cells: dict[str, Callable[[Any], str]] | None = None,
+) -> str:
+    """An HTML table of `df`; `cells` maps a column to a function giving its cell's HTML
+    (otherwise the value, formatted and escaped)."""
     if df.empty:
         return "<p>(none)</p>"
+    cells = cells or {}
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     rows = []
     for _, r in df.iterrows():
         cls = f' class="{html.escape(str(r[cls_col]))}"' if cls_col else ""
-        rows.append(f"<tr{cls}>" + "".join(f"<td>{esc(v)}</td>" for v in r.values) + "</tr>")
+        tds = "".join(
+            f"<td>{cells[c](v) if c in cells else esc(v)}</td>"
+            for c, v in zip(df.columns, r.values, strict=True)
+        )
+        rows.append(f"<tr{cls}>{tds}</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def anchor(name: str) -> str:
+    return f"fig-{name}"
+
+
+def figure_links(names: Any, manifest: dict[str, Any]) -> str:
+    """Links to the figures named (space-separated) in a claim row; a figure that was not
+    drawn says so and why."""
+    out = []
+    for name in str(names if isinstance(names, str) else "").split():
+        entry = manifest.get(name)
+        if entry is None:
+            out.append(f"{html.escape(name)} (no figure)")
+        elif "skipped" in entry:
+            out.append(f"{html.escape(name)} (not drawn: {html.escape(entry['skipped'])})")
+        else:
+            out.append(f'<a href="#{anchor(name)}">{html.escape(entry["title"])}</a>')
+    return "<br>".join(out) or "n/a"
 
 
 def _read(agg_dir: Path, name: str) -> pd.DataFrame:
@@ -73,6 +97,13 @@ def _read(agg_dir: Path, name: str) -> pd.DataFrame:
 
 def _ci(row: Any) -> str:
     return f"{fmt(row['estimate'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
+
+
+def _estimated(df: pd.DataFrame, exp: str) -> pd.DataFrame:
+    """The rows of `exp` with an estimate (none when the table is empty)."""
+    if df.empty:
+        return df
+    return df[df["experiment"] == exp].dropna(subset=["estimate"])
 
 
 def reading(exp: str, t: dict[str, pd.DataFrame]) -> str:
@@ -96,16 +127,27 @@ def reading(exp: str, t: dict[str, pd.DataFrame]) -> str:
                     "of the top two is established at this budget."
                 )
     imp = t["improvement"]
-    imp = imp[imp["experiment"] == exp] if not imp.empty else imp
-    for _, r in imp.dropna(subset=["estimate"]).iterrows():
-        out.append(f"P({r['x']} > {r['y']}) = {_ci(r)}.")
-    sp = t["steps_to_threshold"]
-    sp = sp[sp["experiment"] == exp] if not sp.empty else sp
-    for _, r in sp.dropna(subset=["estimate"]).iterrows():
-        out.append(
-            f"On {r['env']}, PMAC reaches MBPO's final IQM return {_ci(r)} times sooner "
-            f"(0 = never within {fmt(r['last_step'])} steps)."
+    for _, r in _estimated(imp, exp).iterrows():
+        budget = r.get("budget", "same")
+        unequal = (
+            f" (unequal budgets: {budget})" if isinstance(budget, str) and budget != "same" else ""
         )
+        what = {"-local_error": " local error <", "-compounding_error": " compounding error <"}
+        rel = what.get(r["statistic"], " >")
+        out.append(f"P({r['x']}{rel} {r['y']}) = {_ci(r)}{unequal}.")
+    sp = t["steps_to_threshold"]
+    for _, r in _estimated(sp, exp).iterrows():
+        ci = f"95% CI {fmt(r['ci_low'])}-{fmt(r['ci_high'])}"
+        if r["estimate"] == 0:
+            out.append(
+                f"On {r['env']}, PMAC did not reach MBPO's final IQM return within "
+                f"{fmt(r['last_step'])} steps (ratio 0, {ci})."
+            )
+        else:
+            out.append(
+                f"On {r['env']}, PMAC reached MBPO's final IQM return "
+                f"{fmt(r['estimate'])}x sooner ({ci})."
+            )
     return " ".join(html.escape(s) for s in out) or "No complete runs: nothing to read yet."
 
 
@@ -120,15 +162,15 @@ def _figures(fig_dir: Path, manifest: dict[str, Any], exp: str) -> str:
             )
             continue
         data = base64.b64encode((fig_dir / f"{name}.png").read_bytes()).decode()
+        notes = "".join(f"<br>Left out: {html.escape(n)}." for n in entry.get("notes", []))
         parts.append(
-            f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+            f'<figure id="{anchor(name)}"><img alt="{html.escape(name)}" '
+            f'src="data:image/png;base64,{data}">'
             f"<figcaption>{html.escape(entry['title'])} ({html.escape(name)}.png/.pdf)"
-            "</figcaption></figure>"
+            f"{notes}</figcaption></figure>"
         )
     if skipped:
-        parts.append(
-            f"<p class=skip>Figures not drawn (data absent):</p><ul>{''.join(skipped)}</ul>"
-        )
+        parts.append(f"<p class=skip>Figures not drawn:</p><ul>{''.join(skipped)}</ul>")
     return "".join(parts)
 
 
@@ -177,6 +219,7 @@ def runs_with_provenance(runs_root: Path, profile: str, runs: pd.DataFrame) -> p
                 "seed": r["seed"],
                 "status": r["status"],
                 "final return": r["final_return"],
+                "mean length": r.get("final_length", math.nan),
                 "normalised": r["final_normalised"],
                 "wall s": r["wall_s"],
                 "commit": str(p.get("git_commit") or "")[:10],
@@ -226,10 +269,16 @@ def report(profile: str, runs_root: Path, agg_root: Path, bench_root: Path, out_
             "region",
             "n_seeds",
             "verdict",
+            "budget",
+            "figure",
             "note",
             "source",
         ]
     ]
+    sentences = "".join(
+        f'<li class="{html.escape(str(r["verdict"]))}">{html.escape(str(r["sentence"]))}</li>'
+        for _, r in t["claims"].iterrows()
+    )
     body = [
         f'<div class="banner">{html.escape(banner)}</div>',
         f"<h1>mbrl-bench report: {html.escape(profile)}</h1>",
@@ -239,8 +288,9 @@ def report(profile: str, runs_root: Path, agg_root: Path, bench_root: Path, out_
         f"{summary['bootstrap_seed']}, {int(summary['confidence'] * 100)}% percentile CIs."
         "</p>",
         "<h2>Claims</h2>",
+        f"<ul class=claims>{sentences}</ul>",
         f"<p><b>Verdict rule.</b> {html.escape(summary['verdict_rule'])}</p>",
-        table_html(claims, "verdict"),
+        table_html(claims, "verdict", {"figure": lambda v: figure_links(v, manifest)}),
     ]
     if not manifest:
         body.append("<p class=skip>No figures: run `mbrl-bench figures` first.</p>")

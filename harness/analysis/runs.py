@@ -95,11 +95,24 @@ class Run:
         return sorted(self.path.glob("*.csv"))
 
     def eval_curve(self) -> pd.DataFrame:
-        """Mean evaluation return per eval step (`step`, `return`); empty if no evaluation."""
+        """Mean evaluation return and episode length per eval step (`step`, `return`,
+        `length`; length nan when eval.csv has none); empty if no evaluation."""
         ev = self.table("eval")
         if ev is None or ev.empty:
-            return pd.DataFrame({"step": pd.Series(dtype="int64"), "return": []})
-        return ev.groupby("step", as_index=False)["return"].mean()
+            return pd.DataFrame({"step": pd.Series(dtype="int64"), "return": [], "length": []})
+        if "length" not in ev:
+            ev = ev.assign(length=float("nan"))
+        return ev.groupby("step", as_index=False)[["return", "length"]].mean()
+
+    def model_errors(self, target: str = "state") -> pd.DataFrame | None:
+        """model.csv's rows of one prediction target (`state` or `reward`); a model.csv
+        without a `target` column holds state errors only. None without model.csv."""
+        df = self.table("model")
+        if df is None:
+            return None
+        if "target" not in df:
+            return df if target == "state" else df.iloc[0:0]
+        return df[df["target"] == target].drop(columns="target")
 
     def final_return(self) -> float:
         """done.json's final return (mean return of the last evaluation); nan if unfinished."""
@@ -107,8 +120,9 @@ class Run:
 
     def mean_of(self, name: str, column: str, where: tuple[str, str] | None = None) -> float:
         """Mean of `column` in `name`.csv over all its rows (those with `where` = (column,
-        value)); nan when the run has no such table (e.g. model-free runs)."""
-        df = self.table(name)
+        value); model.csv: its state-error rows); nan when the run has no such table (e.g.
+        model-free runs)."""
+        df = self.model_errors() if name == "model" else self.table(name)
         if df is None or df.empty:
             return float("nan")
         if where is not None:

@@ -136,21 +136,33 @@ def speedup_interval(steps: np.ndarray, fast: np.ndarray, slow: np.ndarray, reps
 
 @dataclass(frozen=True)
 class Region:
-    """Where a claim's statistic must lie for the claim to hold: [low, high]."""
+    """Where a claim's statistic must lie for the claim to hold: from `low` to `high`, each
+    bound included unless marked open. "X better than Y" is P(X > Y) > 0.5 (ledger R4):
+    `Region(0.5, 1.0, low_open=True)`; a tie at exactly 0.5 is outside it."""
 
     low: float = -math.inf
     high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+
+    def contains(self, x: float) -> bool:
+        above = x > self.low if self.low_open else x >= self.low
+        below = x < self.high if self.high_open else x <= self.high
+        return above and below
 
     def __str__(self) -> str:
+        lo, hi = (">" if self.low_open else ">="), ("<" if self.high_open else "<=")
         if self.high == math.inf:
-            return f">= {self.low:g}"
+            return f"{lo} {self.low:g}"
         if self.low == -math.inf:
-            return f"<= {self.high:g}"
-        return f"in [{self.low:g}, {self.high:g}]"
+            return f"{hi} {self.high:g}"
+        left, right = ("(" if self.low_open else "["), (")" if self.high_open else "]")
+        return f"in {left}{self.low:g}, {self.high:g}{right}"
 
 
 VERDICT_RULE = (
-    "A claim holds where its statistic lies in the claim's region. Verdict: supported when "
+    "A claim holds where its statistic lies in the claim's region (a bound written > or ( "
+    'excludes its value: a tie P = 0.5 is not "better"). Verdict: supported when '
     "the whole 95% CI lies inside the region; contradicted when the whole CI lies outside "
     "it; inconclusive when the CI straddles a boundary, when a compared variant has fewer "
     f"than {MIN_SEEDS} seeds, when the statistic could not be computed, or whenever the "
@@ -160,14 +172,18 @@ VERDICT_RULE = (
 
 
 def verdict(est: Estimate | None, region: Region, n_seeds: int, smoke: bool) -> str:
-    """The verdict rule of `VERDICT_RULE` for one estimate."""
+    """The verdict rule of `VERDICT_RULE` for one estimate. A CI [low, high] lies inside a
+    region when both ends do (the region is an interval); outside it when it lies wholly
+    beyond one bound, i.e. no point of [low, high] is in the region."""
     if smoke or est is None or n_seeds < MIN_SEEDS:
         return INCONCLUSIVE
     if not (math.isfinite(est.low) and math.isfinite(est.high)):
         return INCONCLUSIVE
-    if region.low <= est.low and est.high <= region.high:
+    if region.contains(est.low) and region.contains(est.high):
         return SUPPORTED
-    if est.high < region.low or est.low > region.high:
+    below = est.high <= region.low if region.low_open else est.high < region.low
+    above = est.low >= region.high if region.high_open else est.low > region.high
+    if below or above:
         return CONTRADICTED
     return INCONCLUSIVE
 

@@ -27,6 +27,21 @@ MISSING = "missing"
 SPEEDUP_PAIR = ("pmac", "mbpo")  # steps-to-threshold: PMAC reaching MBPO's final IQM
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """P(x > y) of one pair of variants (`est`, None when not computable), the seeds of each
+    side, and how their budgets compare: `budget` is "" when both sides ran the same step
+    budget, evaluation interval and evaluation episodes in every environment, else what
+    differs; `at_step` the evaluation step compared per environment when the step budgets
+    differ (the last one both sides evaluated), {} when the final evaluations are compared."""
+
+    est: stats.Estimate | None
+    n_x: int
+    n_y: int
+    budget: str = ""
+    at_step: dict[str, int] = field(default_factory=dict)
+
+
 @dataclass
 class Matrix:
     """Per-run values of one variant over environments: values [runs, tasks] (or
@@ -101,6 +116,7 @@ class Aggregation:
                     "status": self.status(key),
                     "experiments": ";".join(self.experiments_of(key)) or "(not expected)",
                     "final_return": run.final_return() if run else math.nan,
+                    "final_length": _final_length(run) if run else math.nan,
                     "final_normalised": self.normalise(key[1], run.final_return())
                     if run
                     else math.nan,
@@ -119,7 +135,8 @@ class Aggregation:
         return pd.DataFrame(rows)
 
     def curves_table(self) -> pd.DataFrame:
-        """Mean evaluation return per eval step of every run that has evaluations."""
+        """Mean evaluation return and episode length per eval step of every run that has
+        evaluations."""
         frames = []
         for key in sorted(self.runs):
             curve = self.runs[key].eval_curve()
@@ -132,9 +149,9 @@ class Aggregation:
                     seed=key[2],
                     status=self.status(key),
                     normalised=self.normalise(key[1], curve["return"].to_numpy()),
-                )[["variant", "env", "seed", "status", "step", "return", "normalised"]]
+                )[CURVE_COLUMNS]
             )
-        cols = ["variant", "env", "seed", "status", "step", "return", "normalised"]
+        cols = CURVE_COLUMNS
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
     def normalise(self, env: str, returns: Any) -> Any:
@@ -149,10 +166,20 @@ class Aggregation:
     def seeds_of(self, experiment: str, variant: str, env: str) -> list[int]:
         return [j.seed for j in self.jobs[experiment] if (j.variant, j.env) == (variant, env)]
 
-    def matrix(self, experiment: str, variant: str, envs: Sequence[str], value: str) -> Matrix:
+    def matrix(
+        self,
+        experiment: str,
+        variant: str,
+        envs: Sequence[str],
+        value: str,
+        at_step: dict[str, int] | None = None,
+    ) -> Matrix:
         """[runs, tasks] of a per-run value ("final_return", "normalised", "-local_error",
-        "-compounding_error": negated so that higher is better) over the seeds ok in every env."""
+        "-compounding_error": negated so that higher is better) over the seeds ok in every
+        env; with `at_step` (env -> eval step), the return at that evaluation instead of the
+        final one, and the errors' means over the evaluations up to it."""
         seeds_by_env = {e: self.seeds_of(experiment, variant, e) for e in envs}
+        steps = at_step or {}
         all_seeds = sorted(set().union(*seeds_by_env.values())) if envs else []
         excluded = []
         used = []
@@ -170,20 +197,22 @@ class Aggregation:
             else:
                 used.append(seed)
         vals = np.array(
-            [[self._value(self.runs[(variant, e, s)], value) for e in envs] for s in used],
+            [
+                [self._value(self.runs[(variant, e, s)], value, steps.get(e)) for e in envs]
+                for s in used
+            ],
             dtype=np.float64,
         ).reshape(len(used), len(envs))
         return Matrix(vals, used, list(envs), excluded=excluded)
 
-    def _value(self, run: Run, value: str) -> float:
-        if value == "final_return":
-            return run.final_return()
-        if value == "normalised":
-            return self.normalise(run.env, run.final_return())
+    def _value(self, run: Run, value: str, step: int | None = None) -> float:
+        if value in ("final_return", "normalised"):
+            ret = run.final_return() if step is None else _return_at(run, step)
+            return ret if value == "final_return" else self.normalise(run.env, ret)
         if value == "-local_error":
-            return -run.mean_of("model", "error", ("split", "local"))
+            return -_mean_until(run.model_errors(), step, ("split", "local"))
         if value == "-compounding_error":
-            return -run.mean_of("compounding", "error")
+            return -_mean_until(run.table("compounding"), step)
         raise ValueError(f"unknown value {value!r}")
 
     def curve_matrix(self, experiment: str, variant: str, envs: Sequence[str], norm: bool):
@@ -210,18 +239,65 @@ class Aggregation:
             self._cache[key] = fn()
         return self._cache[key]
 
-    def pairwise(self, experiment: str, x: str, y: str, value: str, envs: Sequence[str]):
-        """P(x > y) over `envs` with its CI and the seed counts."""
-        mx = self.matrix(experiment, x, envs, value)
-        my = self.matrix(experiment, y, envs, value)
+    def budget(self, variant: str, env: str) -> tuple[Any, Any, Any] | None:
+        """(total_steps, eval_every, eval_episodes) of the runs of (variant, env), from
+        their config.json; None when no such run exists."""
+        for (v, e, _), run in sorted(self.runs.items()):
+            if (v, e) == (variant, env):
+                hp = run.config.get("hyperparameters", {})
+                return (hp.get("total_steps"), hp.get("eval_every"), hp.get("eval_episodes"))
+        return None
+
+    def _ok_runs(self, experiment: str, variant: str, env: str) -> list[Run]:
+        keys = [(variant, env, s) for s in self.seeds_of(experiment, variant, env)]
+        return [r for r in map(self.ok, keys) if r is not None]
+
+    def common_budget(self, experiment: str, x: str, y: str, envs: Sequence[str]):
+        """(what differs between the budgets of x and y, "" if nothing; env -> the last
+        evaluation step both sides' ok runs share, for the envs whose step budgets differ)."""
+        notes, at_step = [], {}
+        for env in envs:
+            bx, by = self.budget(x, env), self.budget(y, env)
+            if bx is None or by is None or bx == by:
+                continue
+            desc = [
+                f"{name} {_num(a)} vs {_num(b)}"
+                for name, a, b in zip(("steps", "eval every", "eval episodes"), bx, by, strict=True)
+                if a != b
+            ]
+            note = f"{env}: {', '.join(desc)}"
+            if bx[0] != by[0]:
+                grids = [
+                    set(r.eval_curve()["step"].astype(int))
+                    for v in (x, y)
+                    for r in self._ok_runs(experiment, v, env)
+                ]
+                shared = set.intersection(*grids) if grids else set()
+                if shared:
+                    at_step[env] = max(shared)
+                    note += f"; compared at step {at_step[env]:,}, the last both evaluated"
+                else:
+                    note += "; no evaluation step in common"
+            notes.append(note)
+        return "; ".join(notes), at_step
+
+    def pairwise(
+        self, experiment: str, x: str, y: str, value: str, envs: Sequence[str]
+    ) -> Comparison:
+        """P(x > y) over `envs` with its CI and the seed counts, at the common step range
+        when the two sides' step budgets differ (`common_budget`)."""
+        budget, at_step = self.common_budget(experiment, x, y, envs)
+        mx = self.matrix(experiment, x, envs, value, at_step)
+        my = self.matrix(experiment, y, envs, value, at_step)
         est = None
         finite = np.isfinite(mx.values).all() and np.isfinite(my.values).all()
         if mx.n and my.n and finite:
+            key = ("poi", x, y, value, tuple(envs), tuple(mx.seeds), tuple(my.seeds))
             est = self.memo(
-                ("poi", x, y, value, tuple(envs), tuple(mx.seeds), tuple(my.seeds)),
+                (*key, tuple(sorted(at_step.items()))),
                 lambda: stats.improvement(mx.values, my.values, self.reps),
             )
-        return est, mx.n, my.n
+        return Comparison(est, mx.n, my.n, budget, at_step)
 
     def speedup(self, experiment: str, env: str):
         fast, slow = SPEEDUP_PAIR
@@ -238,6 +314,36 @@ class Aggregation:
             lambda: stats.speedup_interval(steps, a, b, self.reps),
         )
         return est, mf, ms, steps
+
+
+CURVE_COLUMNS = ["variant", "env", "seed", "status", "step", "return", "length", "normalised"]
+
+
+def _num(x: Any) -> str:
+    return f"{x:,}" if isinstance(x, int) and not isinstance(x, bool) else str(x)
+
+
+def _final_length(run: Run) -> float:
+    """Mean episode length of the run's last evaluation (nan without evaluations)."""
+    curve = run.eval_curve()
+    return float(curve["length"].iloc[-1]) if not curve.empty else math.nan
+
+
+def _return_at(run: Run, step: int) -> float:
+    """Mean evaluation return at `step` (nan when the run did not evaluate there)."""
+    curve = run.eval_curve().set_index("step")["return"]
+    return float(curve.loc[step]) if step in curve.index else math.nan
+
+
+def _mean_until(df: pd.DataFrame | None, step: int | None, where=None) -> float:
+    """Mean `error` of a diagnostics table (rows with `where`), up to `step` if given."""
+    if df is None or df.empty:
+        return math.nan
+    if where is not None:
+        df = df[df[where[0]] == where[1]]
+    if step is not None:
+        df = df[df["step"] <= step]
+    return float(df["error"].mean()) if not df.empty else math.nan
 
 
 def _key(job: Job) -> tuple[str, str, int]:

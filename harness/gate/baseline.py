@@ -88,7 +88,7 @@ def run_record(run: Run) -> dict[str, Any]:
         "config_sha256": prov.get("config_sha256"),
         "git_commit": prov.get("git_commit"),
     }
-    model = run.table("model")
+    model = run.model_errors("state")  # model.csv's state-prediction rows (today's meaning)
     if model is not None and not model.empty:
         record["model_error"] = {
             split: {"step": g["step"].tolist(), "error": g["error"].tolist()}

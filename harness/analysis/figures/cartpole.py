@@ -11,6 +11,7 @@ from harness.analysis.figures.common import (
     Skip,
     add_legend,
     colour,
+    curves_with_lengths,
     per_env_figure,
     pick_variants,
 )
@@ -18,8 +19,14 @@ from harness.analysis.runs import Run
 
 
 def cartpole_curves(d: Data):
+    """Learning curves with episode lengths; the claims' thresholds as lines: Dyna-Q's 195
+    and the model-free plateau's band 125-175 (claims.DYNA_Q, claims.MODEL_FREE)."""
     exp = "cartpole"
-    return per_env_figure(d, exp, pick_variants(d, exp), "eval", "return", "return (mean ± std)")
+    return curves_with_lengths(
+        d, exp, pick_variants(d, exp), "return (mean ± std)",
+        hlines=[(195.0, "claim: Dyna-Q >= 195", ":"), (150.0, "claim: DQN ~150 (125-175)", "--")],
+        spans=[(125.0, 175.0)],
+    )  # fmt: skip
 
 
 def _horizon(run: Run) -> int | None:
@@ -48,12 +55,16 @@ def cartpole_horizon(d: Data):
         yerr=fixed["std"].fillna(0),
         marker="o",
         color=colour("dyna_q"),
-        label="Dyna-Q, fixed H",
+        label="Dyna-Q, fixed H (mean ± std)",
     )
     for v, g in df[df["algo"] != "dyna_q"].groupby("variant"):
         ax.axhline(g["final"].mean(), color=colour(v), ls="--", label=f"{v} (mean)")
     ax.axhline(195, color="0.3", ls=":", label="seed 001: 195")
-    ax.set(xlabel="rollout horizon H", ylabel="final return", title="CartPole: horizon sweep")
+    ax.set(
+        xlabel="rollout horizon H",
+        ylabel="final return (mean ± std over seeds)",
+        title="CartPole: horizon sweep",
+    )
     add_legend(ax)
     return fig
 

@@ -55,6 +55,12 @@ class Data:
             raise ConfigError(f"runs directory {root} does not exist")
         self.runs = {r.key(): r for r in discover(root) if r.ok}
         self.experiments = self.summary["experiments"]
+        self.notes: list[str] = []  # what the figure being drawn leaves out, and why
+
+    def note(self, text: str) -> None:
+        """Record, for the figure being drawn, something it leaves out (in the manifest)."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     def table(self, name: str) -> pd.DataFrame:
         p = self.agg_dir / f"{name}.csv"
@@ -74,10 +80,16 @@ class Data:
         return [r for (v, e, _), r in sorted(self.runs.items()) if (v, e) == (variant, env)]
 
     def series(self, variant: str, env: str, table: str, y: str, where=None) -> pd.DataFrame:
-        """Long table (seed, step, y) of one CSV over the ok runs of (variant, env)."""
+        """Long table (seed, step, y) of one CSV over the ok runs of (variant, env); "model"
+        is model.csv's state errors, "model:reward" its reward errors."""
         frames = []
         for run in self.runs_of(variant, env):
-            df = run.eval_curve() if table == "eval" else run.table(table)
+            if table == "eval":
+                df = run.eval_curve()
+            elif table.startswith("model"):
+                df = run.model_errors(table.partition(":")[2] or "state")
+            else:
+                df = run.table(table)
             if df is None or df.empty:
                 continue
             if where:
@@ -137,6 +149,47 @@ def per_env_figure(
     if not plotted:
         plt.close(fig)
         raise Skip(f"no ok run of {', '.join(variants)} has {table}.csv data")
+    return fig
+
+
+def curves_with_lengths(d: Data, exp: str, variants: list[str], ylabel: str, hlines=(), spans=()):
+    """Learning curves (mean +- std over seeds) with the mean episode length under each:
+    per environment a return panel and, below it, a length panel (a return of ~1,000 over
+    1,000 steps can be standing still). On the returns: `hlines` (y, label, style) and
+    shaded `spans` (low, high)."""
+    envs = d.exp(exp)["envs"]
+    cols = min(len(envs), 3)
+    blocks = -(-len(envs) // cols)
+    fig, axes = plt.subplots(
+        2 * blocks, cols, figsize=(4.2 * cols, 5.0 * blocks), squeeze=False,
+        gridspec_kw={"height_ratios": [3, 1.6] * blocks},
+    )  # fmt: skip
+    for ax in axes.flat:
+        ax.set_visible(False)
+    plotted = 0
+    for k, env in enumerate(envs):
+        top, bottom = axes[2 * (k // cols)][k % cols], axes[2 * (k // cols) + 1][k % cols]
+        top.set_visible(True)
+        bottom.set_visible(True)
+        for v in variants:
+            df = d.series(v, env, "eval", "return")
+            if df.empty:
+                continue
+            plotted += 1
+            plot_band(top, df, "step", "return", v)
+            lengths = df.dropna(subset=["length"])
+            if not lengths.empty:
+                plot_band(bottom, lengths, "step", "length", v)
+        for y, label, style in hlines:
+            top.axhline(y, color="0.3", ls=style, lw=0.9, label=label)
+        for low, high in spans:
+            top.axhspan(low, high, color="0.5", alpha=0.08, lw=0)
+        top.set(title=env, xlabel="", ylabel=ylabel)
+        bottom.set(xlabel="env steps", ylabel="episode length\n(mean ± std)")
+        add_legend(top)
+    if not plotted:
+        plt.close(fig)
+        raise Skip(f"no ok run of {', '.join(variants)} has eval.csv data")
     return fig
 
 

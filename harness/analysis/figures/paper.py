@@ -11,6 +11,7 @@ from harness.analysis.figures.common import (
     Skip,
     add_legend,
     colour,
+    curves_with_lengths,
     per_env_figure,
     pick_variants,
     plot_band,
@@ -51,7 +52,7 @@ def fig1_global_local(d: Data):
 
 def fig2_curves(d: Data):
     exp = "main"
-    return per_env_figure(d, exp, pick_variants(d, exp), "eval", "return", "return (mean ± std)")
+    return curves_with_lengths(d, exp, pick_variants(d, exp), "return (mean ± std)")
 
 
 def fig2_iqm(d: Data):
@@ -86,6 +87,19 @@ def fig3abc_one_step(d: Data):
     )
 
 
+def model_reward_error(d: Data):
+    """model.csv's reward rows (`target == reward`): the local one-step error of the
+    predicted reward, PMAC vs MBPO, beside Fig. 3a-c's state error."""
+    exp = "main"
+    try:
+        return per_env_figure(
+            d, exp, pick_variants(d, exp, ["pmac", "mbpo"]), "model:reward", "error",
+            "local one-step reward MSE", ("split", "local"), log=True,
+        )  # fmt: skip
+    except Skip:
+        raise Skip("no ok PMAC/MBPO run's model.csv has reward rows (a `target` column)") from None
+
+
 def fig3d_compounding(d: Data):
     """h-step error vs h, each run's mean over its evaluations, then mean +- std over seeds."""
     exp = "main"
@@ -115,7 +129,7 @@ def fig3d_compounding(d: Data):
 
 def fig3ef_visitation(d: Data):
     """Q-value quantiles of the current policy, the PMAC mixture and the uniform buffer at
-    the last evaluation (pooled over seeds)."""
+    the last evaluation (pooled over seeds; the step is named in each title)."""
     exp = "main"
     variants, envs = pick_variants(d, exp, ["pmac", "mbpo"]), d.exp(exp)["envs"]
     fig, axes = plt.subplots(
@@ -133,7 +147,8 @@ def fig3ef_visitation(d: Data):
                 for src, g in last.groupby("source"):
                     m = g.groupby("q_quantile")["q_value"].mean()
                     ax.plot(m.values, m.index, styles.get(src, "-"), color=colour(v), label=src)
-            ax.set(title=f"{v} on {env}", xlabel="Q value", ylabel="quantile")
+            step = f" at step {int(df['step'].max()):,}" if not df.empty else ""
+            ax.set(title=f"{v} on {env}{step}", xlabel="Q value", ylabel="quantile")
             add_legend(ax)
     if not found:
         plt.close(fig)
@@ -143,7 +158,7 @@ def fig3ef_visitation(d: Data):
 
 def fig4_mechanism(d: Data):
     exp = "mechanism"
-    return per_env_figure(d, exp, pick_variants(d, exp), "eval", "return", "return (mean ± std)")
+    return curves_with_lengths(d, exp, pick_variants(d, exp), "return (mean ± std)")
 
 
 def _alpha(run: Run) -> float | None:
@@ -182,7 +197,7 @@ def figc2_alpha(d: Data):
                 yerr=sweep["std"].fillna(0),
                 marker="o",
                 color=colour("pmac"),
-                label="PMAC",
+                label="PMAC (mean ± std over seeds)",
             )
             base = df[df["alpha"].isna()]
             for v, g in base.groupby("variant"):
@@ -190,7 +205,9 @@ def figc2_alpha(d: Data):
             ax.set(
                 title=env,
                 xlabel="policy-adaptation rate alpha",
-                ylabel="final return" if col == "final" else "local one-step MSE",
+                ylabel="final return (mean ± std)"
+                if col == "final"
+                else "local one-step MSE (mean ± std)",
             )
             add_legend(ax)
     if not found:
@@ -252,7 +269,10 @@ def horizon_study(d: Data):
         raise Skip("no ok fixed-horizon run")
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for k, (col, label) in enumerate(
-        (("final", "final return"), ("error", "compounding error (mean over h, steps)"))
+        (
+            ("final", "final return (mean ± std over seeds)"),
+            ("error", "compounding error (mean over h, steps; mean ± std)"),
+        )
     ):
         for algo, g in df.dropna(subset=["H"]).groupby("algo"):
             m = g.groupby("H")[col].agg(["mean", "std"])
@@ -266,4 +286,98 @@ def horizon_study(d: Data):
             )
         axes[k].set(xlabel="fixed rollout horizon H", ylabel=label, title=", ".join(envs))
         add_legend(axes[k])
+    return fig
+
+
+def steps_to_threshold(d: Data):
+    """The sample-efficiency claim's statistic: per environment, the IQM return curves of
+    PMAC and MBPO on the evaluation steps both have, MBPO's final IQM (the threshold) and
+    the first step each reaches it; the ratio with its 95% CI in the title."""
+    exp = "main"
+    d.exp(exp)
+    curves, ratios = d.table("curves_iqm"), d.table("steps_to_threshold")
+    if curves.empty or ratios.empty or not (ratios["experiment"] == exp).any():
+        raise Skip("no PMAC and MBPO IQM curves in main (no ok runs of both)")
+    ratios = ratios[ratios["experiment"] == exp]
+    curves = curves[(curves["experiment"] == exp) & (curves["scale"] == "return")]
+    fig, axes = subplot_grid(len(ratios))
+    for ax, (_, r) in zip(axes, ratios.iterrows(), strict=True):
+        env = r["env"]
+        fast = curves[(curves["env"] == env) & (curves["variant"] == r["fast"])]
+        slow = curves[(curves["env"] == env) & (curves["variant"] == r["slow"])]
+        common = sorted(set(fast["step"]) & set(slow["step"]))
+        if not common:
+            ax.set(title=f"{env}: no evaluation step in common")
+            continue
+        threshold = float(slow.set_index("step").loc[common[-1], "iqm"])
+        for v, g in ((r["fast"], fast), (r["slow"], slow)):
+            g = g[g["step"].isin(common)]
+            n = g["n_seeds"].iloc[0]
+            ax.plot(g["step"], g["iqm"], color=colour(v), label=f"{v} IQM (n={n})")
+            ax.fill_between(g["step"], g["ci_low"], g["ci_high"], color=colour(v), alpha=0.2)
+            hit = g[g["iqm"] >= threshold]
+            if not hit.empty:
+                ax.axvline(hit["step"].iloc[0], color=colour(v), ls=":", lw=1)
+        ax.axhline(threshold, color="0.3", ls="--", lw=0.9, label="MBPO's final IQM")
+        ratio = (
+            f"ratio {r['estimate']:.2g} [{r['ci_low']:.2g}, {r['ci_high']:.2g}]"
+            if pd.notna(r["estimate"])
+            else "ratio n/a"
+        )
+        ax.set(title=f"{env}: {ratio}", xlabel="env steps", ylabel="return (IQM, 95% CI)")
+        add_legend(ax)
+    return fig
+
+
+def fig1cd_visitation(d: Data):
+    """Counterpart of paper Fig. 1c/d from visitation.csv: at every evaluation step s the
+    Q-value quantiles of the policy of step s (its evaluation state-actions), each drawn in
+    a colour from early (light) to late (dark), so the policies of earlier steps are the
+    historical ones and the last the current one; at the last step also the uniform buffer
+    (all historical policies' data pooled) and the PMAC mixture. Each policy's Q values come
+    from its own step's critic: the paper scores every historical policy's samples with one
+    converged critic, which needs samples per historical policy that visitation.csv does not
+    keep."""
+    exp = "main"
+    variants, envs = pick_variants(d, exp, ["pmac", "mbpo"]), d.exp(exp)["envs"]
+    fig, axes = plt.subplots(
+        len(envs), len(variants), squeeze=False, figsize=(4.6 * len(variants), 3.4 * len(envs))
+    )
+    cmap = plt.get_cmap("viridis_r")
+    found = False
+    for i, env in enumerate(envs):
+        for j, v in enumerate(variants):
+            ax = axes[i][j]
+            df = d.series(v, env, "visitation", "q_value")
+            if df.empty:
+                ax.set(title=f"{v} on {env}: no visitation.csv")
+                continue
+            found = True
+            steps = sorted(df["step"].unique())
+            pol = df[df["source"] == "policy"]
+            for k, step in enumerate(steps):
+                m = pol[pol["step"] == step].groupby("q_quantile")["q_value"].mean()
+                shade = cmap(0.15 + 0.85 * k / max(1, len(steps) - 1))
+                named = len(steps) <= 6 or k in (0, len(steps) - 1)  # a legend of <= 6 rows
+                label = f"policy at step {int(step):,}" if named else None
+                ax.plot(m.values, m.index, color=shade, label=label, lw=1.2)
+            last = df[df["step"] == steps[-1]]
+            for src, style in (("uniform", ":"), ("mixture", "--")):
+                m = last[last["source"] == src].groupby("q_quantile")["q_value"].mean()
+                if not m.empty:
+                    ax.plot(m.values, m.index, style, color="k", label=f"{src} at last step")
+            ax.set(
+                title=f"{v} on {env}: current = step {int(steps[-1]):,}",
+                xlabel="Q value (that step's critic)",
+                ylabel="quantile",
+            )
+            add_legend(ax)
+    if not found:
+        plt.close(fig)
+        raise Skip("no ok PMAC/MBPO run has visitation.csv")
+    d.note(
+        "each policy is scored by its own step's critic; scoring every historical policy "
+        "with the current critic (as paper Fig. 1c/d) needs per-policy samples that "
+        "visitation.csv does not keep"
+    )
     return fig

@@ -2,7 +2,8 @@
 # (common.smk), its threads and resources from the profile's `resources:` block.
 # The job's configuration is the config Snakemake loaded (`--profile-json`, common.smk), and
 # it checkpoints every `checkpoint_every` steps; on SIGTERM (a cluster's time limit) it
-# checkpoints at the next episode end and exits 75, so a retry resumes.
+# checkpoints at the next episode end and exits 75, so a retry resumes. The log is appended
+# to, so it keeps every attempt (why it stopped, where it resumed).
 # Only done.json is declared: the run directory's checkpoint.pt is not an output, so
 # `--rerun-incomplete` keeps it and the rerun job resumes from it.
 
@@ -35,4 +36,4 @@ rule train:
         " --profile {params.profile} --profile-json {params.profile_json:q}"
         " --checkpoint-every {params.checkpoint_every}"
         " --variant {wildcards.variant} {params.sets:q}"
-        " --threads {threads} --out {params.out} 2> {log}"
+        " --threads {threads} --out {params.out} 2>> {log}"

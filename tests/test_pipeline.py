@@ -138,7 +138,7 @@ def _profile_file(tmp_path: Path, **changes) -> Path:
 @pytest.mark.parametrize(
     "block, message",
     [
-        ({"sac": {"sac.lrr": 1e-3}}, "unknown key 'sac.lrr' for algorithm pmac"),
+        ({"mbpo": {"sac.lrr": 1e-3}}, "unknown key 'sac.lrr' for algorithm pmac"),
         ({"all": {"total_steps": "many"}}, "total_steps must be an integer, got 'many'"),
         ({"mbpo": {"pmac.alpha": 2.0}}, "alpha must be in (0, 1)"),
     ],

@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
 
-.PHONY: install reproduce test learn-check bench bench-save regress ci-regress lint clean
+.PHONY: install reproduce test learn-check bench bench-save regress ci-regress slurm-check lint clean
 
 install: $(STAMP)
 
@@ -68,6 +68,13 @@ ci-regress: install
 	.venv/bin/mbrl-bench check --auto --baseline results/baselines/smoke \
 	  --candidate results/runs/smoke \
 	  --markdown reports/regress/ci-smoke.md --junit reports/regress/ci-smoke.xml
+
+# The SLURM path for real: a single-node cluster on this machine (root; Debian's slurmctld,
+# slurmd, munge), the smoke pipeline through workflow/profiles/slurm with the CartPole jobs
+# given a too-short time limit (stopped, retried, resumed), files compared with the local
+# pipeline's (`make reproduce`). scripts/slurm-local.sh stop shuts the cluster down.
+slurm-check: reproduce
+	scripts/slurm-check.sh
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -19,7 +20,7 @@ from typing import NoReturn
 from algorithms.parts.envs import ENV_NAMES, resolve_env
 from algorithms.registry import ALGORITHMS
 from harness.errors import ConfigError
-from harness.job.config import PROFILES, load_profile, parse_set
+from harness.job.config import PROFILES, load_profile, parse_profile_json, parse_set
 from harness.job.rundir import atomic_write_text
 from harness.job.train import TrainRequest, resolve_run, train
 
@@ -35,7 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train one run and write its run directory")
     train.add_argument("--algo", required=True, help=f"one of: {', '.join(ALGORITHMS)}")
-    train.add_argument("--env", required=True, help="short name or registered gymnasium id")
+    train.add_argument(
+        "--env",
+        required=True,
+        help="short name, registered gymnasium id, or module:EnvId (imports module, which "
+        "registers EnvId; gymnasium's convention)",
+    )
     train.add_argument("--seed", required=True, type=int)
     train.add_argument("--profile", default="paper", help=f"one of: {', '.join(PROFILES)}")
     train.add_argument(
@@ -67,7 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="checkpoint at the first episode end after every STEPS env steps "
         "(default: the profile's checkpoint_every; 0: never)",
     )
-    train.add_argument("--out", required=True, type=Path, help="run directory")
+    train.add_argument(
+        "--profile-json",
+        default=None,
+        metavar="JSON",
+        help="the profile's contents (profile, label, checkpoint_every, train) instead of "
+        "reading config/<profile>.yaml: how the workflow passes the config it loaded",
+    )
+    train.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="run directory: empty, new, or this configuration's own run (resumed, or "
+        "nothing to do when finished)",
+    )
 
     lst = sub.add_parser("list", help="algorithms, environments and profiles")
     lst.add_argument(
@@ -187,6 +206,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def train_command(args: argparse.Namespace) -> int:
     overrides = parse_set(args.overrides)
+    data = None
+    if args.profile_json is not None:
+        data = parse_profile_json(args.profile_json)
+        if args.profile not in (data["profile"], "paper"):  # "paper": --profile's default
+            raise ConfigError(
+                f"--profile {args.profile} differs from --profile-json's {data['profile']!r}"
+            )
+        args.profile = data["profile"]
     return train(
         TrainRequest(
             algo=args.algo,
@@ -199,6 +226,7 @@ def train_command(args: argparse.Namespace) -> int:
             threads=args.threads,
             variant=args.variant,
             checkpoint_every=args.checkpoint_every,
+            profile_data=data,
         )
     )
 
@@ -219,7 +247,10 @@ def list_command(args: argparse.Namespace) -> int:
     print("algorithms:")
     for a in ALGORITHMS.values():
         print(f"  {a.name:<18} {a.description}")
-    print("environments (or any registered gymnasium id):")
+    print("environments (or any registered gymnasium id, or module:EnvId for your own:")
+    print("  `--env mypackage.envs:MyEnv-v0` imports mypackage.envs, which calls")
+    print("  gymnasium.register('MyEnv-v0', ...) with max_episode_steps; a flat Box observation")
+    print("  and a Box (or Discrete, for dqn/dyna_q) action space; the model never terminates):")
     for name in ENV_NAMES:
         s = resolve_env(name)
         kind = "discrete" if s.discrete else "continuous"
@@ -238,6 +269,15 @@ def report_command(args: argparse.Namespace) -> int:
     load_profile(args.profile)  # unknown profile: one line, exit 2, nothing written
     if not args.runs.is_dir():
         raise ConfigError(f"--runs {args.runs} does not exist or is not a directory")
+    check_out_dir(args.out / args.profile, create=False)
+    if args.command != "aggregate":  # read before anything is drawn or written
+        from harness.analysis.runs import read_json
+
+        summary = args.aggregate / args.profile / "summary.json"
+        if not summary.exists():
+            raise ConfigError(f"{summary} missing: run `mbrl-bench aggregate` first")
+        read_json(summary)
+    check_out_dir(args.out / args.profile)
     if args.command == "aggregate":
         from harness.analysis.aggregate import aggregate
 
@@ -254,6 +294,24 @@ def report_command(args: argparse.Namespace) -> int:
         out = report(args.profile, args.runs, args.aggregate, args.benchmarks, args.out)
     print(f"mbrl-bench {args.command}: {args.profile} -> {out}", file=sys.stderr)
     return 0
+
+
+def check_out_dir(out: Path, create: bool = True) -> None:
+    """An output directory that is a directory or can be created (checked by creating it,
+    unless `create` is False)."""
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"--out: {probe} exists and is not a directory")
+    if not create:
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot create {out}: {exc.strerror}") from exc
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out: {out} is not writable")
 
 
 def check_command(args: argparse.Namespace) -> int:

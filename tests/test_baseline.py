@@ -331,7 +331,10 @@ def test_exact_fails_on_a_one_byte_change(tmp_path, capsys):
         capsys, "check", "--exact", "--baseline", bl, "--candidate", cand, "--junit", xml
     )
     assert code == 1
-    assert "| mbpo | inverted_pendulum | 1 | **regression** | eval.csv differs |" in out
+    (line,) = [x for x in out.splitlines() if x.startswith("| mbpo | inverted_pendulum | 1 |")]
+    assert "**regression**" in line and "eval.csv differs" in line
+    # the last evaluation no longer matches done.json's final return: damaged
+    assert "damaged: eval.csv's last mean return 20.05 != done.json's final_return" in line
     assert ET.parse(xml).getroot().find("testsuite").get("failures") == "1"
 
 
@@ -439,8 +442,9 @@ def test_regress_rules_train_the_regress_experiment_then_check(tmp_path):
     j = jobs[-1]
     assert (
         f"mbrl-bench train --algo {j.algo} --env {j.env} --seed {j.seed} --profile smoke "
-        f"--variant {j.variant}"
+        "--profile-json"
     ) in proc.stdout
+    assert f"--checkpoint-every 500 --variant {j.variant}" in proc.stdout
     assert f"--out results/candidate/smoke/{j.variant}/{j.env}/seed{j.seed}" in proc.stdout
     assert (
         "mbrl-bench check --baseline results/baselines/regress/smoke"

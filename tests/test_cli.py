@@ -293,3 +293,27 @@ def test_no_warmup_diagnostics_start_after_first_model_training(tmp_path, run_cl
             "--set", "total_steps=300", "--threads", "1", "--out", str(out))  # fmt: skip
     steps = [r["step"] for r in csv.DictReader(io.StringIO((out / "model.csv").read_text()))]
     assert steps == ["300", "300"]  # evaluations at 100 and 200 precede the first model (250)
+
+
+@pytest.mark.parametrize("algo", ["sac", "mbpo"])
+def test_a_users_env_by_module_and_id(tmp_path, capsys, algo):
+    """`--env module:EnvId` imports the module (which registers the id) and trains on it;
+    the model never terminates (no known termination function)."""
+    out = tmp_path / "r"
+    argv = ["train", "--algo", algo, "--env", "tests.tinyenv:Tiny-v0", "--seed", "0",
+            "--profile", "smoke", "--set", "total_steps=300", "--set", "warmup_steps=100",
+            "--set", "eval_every=100", "--set", "eval_episodes=1", "--threads", "1",
+            "--out", str(out)]  # fmt: skip
+    code, err = run_main(argv, capsys)
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert config["gym_id"] == "tests.tinyenv:Tiny-v0"
+    assert config["termination"].startswith("none")
+    assert json.loads((out / "done.json").read_text())["status"] == "ok"
+    rows = list(csv.DictReader(io.StringIO((out / "eval.csv").read_text())))
+    assert [r["step"] for r in rows] == ["100", "200", "300"] and rows[0]["length"] == "50"
+
+
+def test_list_says_how_to_use_a_users_env(capsys):
+    assert main(["list"]) == 0
+    assert "module:EnvId" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """The Snakemake pipeline: every profile's dry run lists exactly its jobs, the workflow
 lints clean, and a bad profile value is rejected naming its key."""
 
+import json
 import os
 import re
 import subprocess
@@ -122,3 +123,93 @@ def test_every_schema_property_has_a_description_and_optional_ones_a_default():
     places = list(walk(schema, "profile"))
     places += [p for d in schema["$defs"].values() for p in walk(d, "$defs")]
     assert len(places) > 20
+
+
+def _profile_file(tmp_path: Path, **changes) -> Path:
+    data = load_profile("smoke")
+    data["experiments"] = {"main": {"envs": ["inverted_pendulum"], "seeds": 1,
+                                    "variants": ["pmac"]}}  # fmt: skip
+    data.update(changes)
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "block, message",
+    [
+        ({"mbpo": {"sac.lrr": 1e-3}}, "unknown key 'sac.lrr' for algorithm pmac"),
+        ({"all": {"total_steps": "many"}}, "total_steps must be an integer, got 'many'"),
+        ({"mbpo": {"pmac.alpha": 2.0}}, "alpha must be in (0, 1)"),
+    ],
+)
+def test_dry_run_rejects_a_bad_train_block_naming_the_key(tmp_path, block, message):
+    proc = snakemake(tmp_path, "-n", "--configfile", str(_profile_file(tmp_path, train=block)))
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def _train_pid(cwd: Path) -> int | None:
+    """The `mbrl-bench train` process Snakemake started in `cwd`, if it is running."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            if Path(os.readlink(proc / "cwd")) == cwd and b"--profile-json" in cmd:
+                if any(c.endswith(b"mbrl-bench") or c == b"harness.cli" for c in cmd):
+                    return int(proc.name)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def test_interrupted_pipeline_resumes_to_the_same_files(tmp_path):
+    """A custom --configfile's train budget reaches the job; a job stopped by SIGTERM (a
+    time limit) after a checkpoint, then Snakemake rerun, ends with the run files of an
+    uninterrupted pipeline (wall-clock columns aside)."""
+    import signal
+    import time
+
+    from tests.conftest import rows_without_wall_clock
+
+    budget = {"total_steps": 1250, "warmup_steps": 250, "eval_every": 250, "eval_episodes": 1}
+    train = {"all": budget, "mbpo": load_profile("smoke")["train"]["mbpo"]}
+    config = _profile_file(tmp_path, train=train, checkpoint_every=250)
+    run = Path("results/runs/smoke/pmac/inverted_pendulum/seed0")
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    ref.mkdir(), cut.mkdir()
+    assert snakemake(ref, "runs", "--cores", "1", "--configfile", str(config)).returncode == 0
+
+    env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(cut), "runs", "--cores",
+           "1", "--configfile", str(config)]  # fmt: skip
+    first = subprocess.Popen(cmd, cwd=cut, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)  # fmt: skip
+    log = cut / "results/logs/smoke/pmac/inverted_pendulum/seed0.log"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and first.poll() is None:
+        if log.exists() and "checkpoint at env step 5" in log.read_text():
+            break
+        time.sleep(0.2)
+    pid = _train_pid(cut)
+    assert pid is not None, log.read_text() if log.exists() else "no log"
+    os.kill(pid, signal.SIGTERM)
+    assert first.wait(timeout=300) != 0
+    text = log.read_text()
+    assert "stopped by SIGTERM after the checkpoint at env step" in text, text
+    assert "exit code 75" in text
+    assert (cut / run / "checkpoint.pt").exists() and not (cut / run / "done.json").exists()
+
+    again = snakemake(cut, "runs", "--cores", "1", "--configfile", str(config))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resumed from the checkpoint at env step" in log.read_text()
+    cfg = json.loads((cut / run / "config.json").read_text())
+    assert cfg["hyperparameters"]["total_steps"] == 1250  # the --configfile's budget
+    names = sorted(p.name for p in (ref / run).glob("*.csv"))
+    assert names == sorted(p.name for p in (cut / run).glob("*.csv")) and "eval.csv" in names
+    for name in names:
+        assert rows_without_wall_clock(cut / run / name) == rows_without_wall_clock(
+            ref / run / name
+        )
+    assert (cut / run / "eval.csv").read_bytes() == (ref / run / "eval.csv").read_bytes()
+    assert not (cut / run / "checkpoint.pt").exists()

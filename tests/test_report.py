@@ -65,7 +65,7 @@ def test_report_is_self_contained_and_lists_problems(built):
     assert page.count("data:image/png;base64,") >= 5
     assert page.count("SMOKE: tiny budgets, not results") >= 2  # banner at top and bottom
     n_problems = 2 + n_cartpole  # the failed run, the missing MBPO run, every CartPole run
-    section = page.split(f"<h2>Failed, incomplete and missing runs ({n_problems})</h2>")[1]
+    section = page.split(f"<h2>Failed, damaged, incomplete and missing runs ({n_problems})</h2>")[1]
     section = section.split("<h2>")[0]
     assert section.count("<td>missing</td>") == 1 + n_cartpole
     assert section.count("<td>failed: non-finite loss</td>") == 1

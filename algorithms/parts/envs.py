@@ -36,6 +36,7 @@ Exactness notes (all verified against the real environments in ``tests/test_envs
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -230,6 +231,15 @@ def resolve_env(name: str) -> EnvSpec:
         named = _NAMED[name]
         gym_id, kwargs, termination = named.gym_id, dict(named.kwargs), named.termination
         expected_obs_dim: int | None = named.obs_dim
+    elif ":" in name:  # gymnasium's "module:EnvId": the module registers EnvId on import
+        module, _, env_id = name.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(f"{name!r}: cannot import module {module!r} ({exc})") from exc
+        if env_id not in gymnasium.registry:
+            raise ValueError(f"{name!r}: module {module} registers no environment {env_id!r}")
+        gym_id, kwargs, expected_obs_dim, termination = name, {}, None, None
     elif name in gymnasium.registry:
         gym_id, kwargs, expected_obs_dim = name, {}, None
         termination = next(
@@ -238,7 +248,7 @@ def resolve_env(name: str) -> EnvSpec:
     else:
         raise ValueError(
             f"unknown environment {name!r}; known: {', '.join(ENV_NAMES)}, "
-            "or any registered gymnasium id"
+            "any registered gymnasium id, or module:EnvId"
         )
 
     env = gymnasium.make(gym_id, **kwargs)

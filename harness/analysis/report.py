@@ -313,7 +313,7 @@ def report(profile: str, runs_root: Path, agg_root: Path, bench_root: Path, out_
         else f"<p>No benchmark files under {html.escape(str(bench_root / profile))}.</p>",
         "<h2>Budgets</h2>",
         table_html(budgets),
-        f"<h2>Failed, incomplete and missing runs ({len(problems)})</h2>",
+        f"<h2>Failed, damaged, incomplete and missing runs ({len(problems)})</h2>",
         table_html(problems[["variant", "env", "seed", "status", "experiments"]]),
         "<h2>Left out of statistics</h2>",
         table_html(t["excluded"]),

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.runs import INCOMPLETE, Run, discover, read_json
+from harness.analysis.runs import DAMAGED, INCOMPLETE, Run, discover, read_json
 from harness.errors import ConfigError
 from harness.job import provenance
 from harness.job.rundir import WALL_CLOCK_SUFFIX, atomic_write_json
@@ -109,12 +109,18 @@ def distinct(items: list[Any]) -> list[Any]:
 def _validate(runs: list[Run], root: Path) -> str:
     """The runs' common profile; every run must be finished and appear once."""
     if not runs:
-        raise ConfigError(f"no run directories (config.json) under {root}")
+        raise ConfigError(f"no run directories (seed<N>) under {root}")
     unfinished = [r for r in runs if r.status == INCOMPLETE]
     if unfinished:
         raise ConfigError(
             f"{len(unfinished)} run(s) under {root} are incomplete (no done.json), e.g. "
             f"{unfinished[0].path}; a baseline needs finished runs"
+        )
+    damaged = [r for r in runs if r.status.startswith(DAMAGED)]
+    if damaged:
+        raise ConfigError(
+            f"{len(damaged)} run(s) under {root} are damaged, e.g. {damaged[0].path}: "
+            f"{damaged[0].status.split(': ', 1)[1]}; a baseline needs intact runs"
         )
     profiles = sorted({r.profile for r in runs})
     if len(profiles) > 1:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.runs import INCOMPLETE, Run, discover
+from harness.analysis.runs import DAMAGED, INCOMPLETE, Run, discover
 from harness.analysis.stats import iqm
 from harness.errors import ConfigError
 from harness.gate import checkreport, twosample
@@ -89,7 +89,7 @@ def _raw_test(
 
 
 def _failed_fraction(statuses: list[str]) -> float:
-    return sum(s.startswith("failed") for s in statuses) / max(len(statuses), 1)
+    return sum(s.startswith(("failed", DAMAGED)) for s in statuses) / max(len(statuses), 1)
 
 
 def compare_statistical(
@@ -154,7 +154,11 @@ def compare_exact(baseline: Baseline, cand: dict[tuple[str, str], list[Run]]) ->
             diffs = (
                 [] if run.status == b["status"] else [f"status {run.status!r} != {b['status']!r}"]
             )
-            got, want = file_hashes(run), b["sha256"]
+            try:
+                got = file_hashes(run)
+            except ConfigError:  # a damaged run's unreadable file: its status says why
+                got = {}
+            want = b["sha256"]
             for name in sorted(set(got) | set(want)):
                 if name not in got:
                     diffs.append(f"{name} missing")
@@ -241,6 +245,8 @@ def _coverage_notes(
         for r in cand[pair]:
             if r.status == INCOMPLETE:
                 notes.append(f"{pair[0]}/{pair[1]} seed {r.seed}: incomplete (left out)")
+            elif r.status.startswith(DAMAGED):
+                notes.append(f"{pair[0]}/{pair[1]} seed {r.seed}: {r.status} (counted as failed)")
             elif mode == "exact" and r.seed not in base_seeds:
                 notes.append(f"{pair[0]}/{pair[1]} seed {r.seed}: no baseline run with this seed")
     return notes
@@ -264,11 +270,11 @@ def run_check(
         raise ConfigError(f"--tolerance must be >= 0, got {tolerance}")
     renames = _rename(list(rename))
     baseline = load(baseline_dir)
-    runs = [r for r in discover(candidate) if r.profile == baseline.profile]
+    found = discover(candidate)
+    runs = [r for r in found if r.profile == baseline.profile]
+    others = [r for r in found if r.profile != baseline.profile]
     if not runs:
-        raise ConfigError(
-            f"no candidate runs of profile {baseline.profile!r} under {candidate}"
-        )
+        raise ConfigError(f"no candidate runs of profile {baseline.profile!r} under {candidate}")
     cand = _group(runs, renames)
     if not set(cand) & set(baseline.groups):
         raise ConfigError(
@@ -293,4 +299,9 @@ def run_check(
             baseline.groups, candidate_records(cand), alpha, tolerance, reps
         )
     notes = _coverage_notes(baseline, cand, mode)
+    if others:
+        notes.append(
+            f"{len(others)} run(s) of another profile than {baseline.profile!r} under "
+            f"{candidate} (not compared), e.g. {others[0].path}"
+        )
     return Result(mode, reason, baseline, candidate, settings, findings, notes)

@@ -15,6 +15,8 @@ Every layer uses the same dotted keys; an unknown key or a value of the wrong ty
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -52,14 +54,51 @@ def load_profile(profile: str) -> dict[str, Any]:
     return data
 
 
-def validate_profile(data: dict[str, Any], source: str) -> None:
+def validate_profile(data: dict[str, Any], source: str, *, job: bool = False) -> None:
     """Check a profile against workflow/schemas/config.schema.yaml (the schema the Snakefile
-    validates with): the first violation, with its key path, as a ConfigError."""
-    validator = jsonschema.Draft202012Validator(load_yaml(SCHEMA))
+    validates with): the first violation, with its key path, as a ConfigError. `job`: the
+    part one training job needs (`job_profile`), without experiments, stats, resources."""
+    schema = load_yaml(SCHEMA)
+    if job:
+        schema["required"] = ["profile", "label", "train"]
+    validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "top level"
         raise ConfigError(f"{source}: {where}: {error.message}")
+
+
+JOB_KEYS = ("profile", "label", "checkpoint_every", "train")
+
+
+def job_profile(config: dict[str, Any], algo: str, env: str) -> dict[str, Any]:
+    """The part of a loaded profile (the workflow's `config`) that one training job of
+    `algo` on `env` depends on: its name, label, checkpoint_every and the `train:` blocks
+    that apply to it. The workflow passes it to `mbrl-bench train --profile-json`, so a
+    job follows the config Snakemake loaded (any --configfile, any --config), and a change
+    to another job's block does not change this job's command (nor make Snakemake rerun it)."""
+    family = ALGORITHMS[algo].family
+    train = config.get("train") or {}
+    env_block = (train.get("env") or {}).get(env) or {}
+    blocks: dict[str, Any] = {k: train[k] for k in ("all", family) if train.get(k)}
+    mine = {k: env_block[k] for k in ("all", family) if env_block.get(k)}
+    if mine:
+        blocks["env"] = {env: mine}
+    out = {k: config[k] for k in JOB_KEYS if k in config}
+    out["train"] = blocks
+    return out
+
+
+def parse_profile_json(text: str) -> dict[str, Any]:
+    """`--profile-json`: a job profile (`job_profile`), checked against the schema."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--profile-json is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError("--profile-json must hold a JSON object")
+    validate_profile(data, "--profile-json", job=True)
+    return data
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
@@ -151,6 +190,9 @@ def build(cls: type, data: dict[str, Any], prefix: str) -> Any:
         raise ConfigError(f"invalid config: {exc}") from exc
 
 
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -185,6 +227,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key} must be an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 3e-4 (no dot) as a string; users write it
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key} must be a number, got {value!r}")
         return float(value)

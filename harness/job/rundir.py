@@ -22,6 +22,12 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 EVAL_COLUMNS = ("step", "episode", "return", "length")
+# Every file `mbrl-bench train` writes into a run directory: `train` deletes or overwrites
+# nothing else, and refuses a directory holding anything else. The CSVs: eval and train, the
+# diagnostics tables the algorithms report (`Recorder.table`), critic (an optional table).
+RUN_CSVS = ("eval.csv", "train.csv", "model.csv", "compounding.csv", "coadaptation.csv",
+            "visitation.csv", "critic.csv")  # fmt: skip
+RUN_FILES = ("config.json", "provenance.json", "done.json", "checkpoint.pt", ".lock", *RUN_CSVS)
 WALL_CLOCK_SUFFIX = "wall_s"  # train.csv columns ending in this are wall-clock times
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read the process umask (the only portable way is to set and restore it)
@@ -123,6 +129,8 @@ class RunRecorder:
         self.train_csv.append([{"step": row["step"], "wall_s": self.elapsed(), **row}])
 
     def table(self, name: str, rows: list[dict[str, Any]]) -> None:
+        if f"{name}.csv" not in RUN_CSVS:
+            raise ValueError(f"table {name!r} is not one of the run directory's files {RUN_CSVS}")
         if name not in self.tables:
             self.tables[name] = CsvTable(self.run_dir / f"{name}.csv")
         self.tables[name].append(rows)
@@ -152,9 +160,9 @@ class RunRecorder:
         self.start = time.perf_counter() - snap["elapsed"]
         self.notes = list(snap["notes"])
         saved = snap["tables"]
-        for path in self.run_dir.glob("*.csv"):
-            if path.name not in saved:
-                path.unlink()
+        for name in RUN_CSVS:
+            if name not in saved:
+                (self.run_dir / name).unlink(missing_ok=True)
         for name, (columns, rows) in saved.items():
             if name == self.eval_csv.path.name:
                 table = self.eval_csv

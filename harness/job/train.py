@@ -8,11 +8,14 @@ and raised as a `ConfigError` naming the value.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
+import fcntl
 import json
 import os
 import re
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +29,9 @@ from algorithms.parts.seeding import seed_everything
 from algorithms.registry import ALGORITHMS, Algorithm
 from harness.errors import ConfigError
 from harness.job import provenance
-from harness.job.checkpoint import CHECKPOINT, FileCheckpoint
+from harness.job.checkpoint import CHECKPOINT, EXIT_INTERRUPTED, FileCheckpoint, Interrupted
 from harness.job.config import load_profile, resolve
-from harness.job.rundir import RunRecorder, atomic_write_json
+from harness.job.rundir import RUN_CSVS, RUN_FILES, RunRecorder, atomic_write_json
 
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -47,20 +50,22 @@ class TrainRequest:
     threads: int | None = None  # None: $OMP_NUM_THREADS, else torch's choice
     variant: str | None = None  # None: the algorithm's name
     checkpoint_every: int | None = None  # None: the profile's checkpoint_every; 0: never
+    profile_data: dict[str, Any] | None = None  # the profile as loaded (workflow), not by name
 
 
 def resolve_run(
-    algo_name: str, env_name: str, profile_name: str, overrides: dict[str, Any]
+    algo_name: str,
+    env_name: str,
+    profile_name: str | dict[str, Any],
+    overrides: dict[str, Any],
 ) -> tuple[Algorithm, EnvSpec, dict[str, Any], Any]:
-    """(algorithm, environment, profile, frozen config) of one run, validated."""
+    """(algorithm, environment, profile, frozen config) of one run, validated. The profile
+    is a name (config/<name>.yaml) or the profile's contents as the workflow loaded them."""
     if algo_name not in ALGORITHMS:
         raise ConfigError(f"unknown algorithm {algo_name!r}; choose one of {', '.join(ALGORITHMS)}")
     algo = ALGORITHMS[algo_name]
-    profile = load_profile(profile_name)
-    try:
-        spec = resolve_env(env_name)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    profile = load_profile(profile_name) if isinstance(profile_name, str) else profile_name
+    spec = env_spec(env_name)
     if spec.discrete and algo.family in ("sac", "mbpo"):
         raise ConfigError(f"{algo_name} needs continuous actions; {env_name} is discrete")
     if not spec.discrete and algo.family == "dqn":
@@ -74,46 +79,85 @@ def resolve_run(
     return algo, spec, profile, cfg
 
 
+def env_spec(name: str) -> EnvSpec:
+    """`resolve_env`, with every way an environment cannot be made as one ConfigError line
+    (unknown id, a module of `module:EnvId` that does not import, a missing extra such as
+    Box2D or shimmy: gymnasium raises DependencyNotInstalled, or others for third-party ids)."""
+    try:
+        return resolve_env(name)
+    except ConfigError:
+        raise
+    except Exception as exc:  # gymnasium and third-party env constructors: no common base
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if isinstance(exc, ValueError) and first.startswith(("unknown environment", repr(name))):
+            raise ConfigError(first) from exc
+        raise ConfigError(
+            f"cannot make environment {name!r}: {type(exc).__name__}: {first}"
+        ) from exc
+
+
 def train(req: TrainRequest) -> int:
     """Run (or resume, or skip when finished) one job; 0 when done.json is written or was
-    already there."""
+    already there, EXIT_INTERRUPTED when a SIGTERM stopped it after a checkpoint."""
     _check_request(req)
-    algo, spec, profile, cfg = resolve_run(req.algo, req.env, req.profile, req.overrides)
+    algo, spec, profile, cfg = resolve_run(
+        req.algo, req.env, req.profile_data or req.profile, req.overrides
+    )
     device = _device(req.device)
     out = req.out
     _check_writable(out)
-    if (out / "done.json").exists():
+    label = f"{profile['profile']} {algo.name} {spec.name} seed{req.seed}"
+    config = run_config(req, algo, spec, profile, cfg, device)
+    if _check_owned(out, config):
         print(f"mbrl-bench: {out} is finished (done.json present); nothing to do", file=sys.stderr)
         return 0
+    every = req.checkpoint_every
+    every = int(profile.get("checkpoint_every", 0)) if every is None else every
+    rec = RunRecorder(out, label)
+    ckpt = FileCheckpoint(out, every, rec, config, device)
+    ckpt.preload()  # a bad checkpoint is refused before anything is written
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out} cannot be created: {exc.strerror}") from exc
+    with _lock(out):
+        if _check_owned(out, config):  # finished by another process meanwhile
+            print(f"mbrl-bench: {out} is finished (done.json present); nothing to do",
+                  file=sys.stderr)  # fmt: skip
+            return 0
+        return _train_locked(req, algo, spec, profile, cfg, config, device, rec, ckpt)
+
+
+def _train_locked(req, algo, spec, profile, cfg, config, device, rec, ckpt) -> int:
+    out, label = req.out, rec.label
 
     omp = os.environ.get("OMP_NUM_THREADS", "")  # Snakemake sets it to the rule's threads
     threads = req.threads or (int(omp) if omp.isdigit() and int(omp) > 0 else None)
     if threads:
         torch.set_num_threads(threads)
     _keep_freed_memory()
-    label = f"{profile['profile']} {algo.name} {spec.name} seed{req.seed}"
-    config = run_config(req, algo, spec, profile, cfg, device)
-    _check_resumable(out, config)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", config)
     prov = provenance.collect(device, config)
     atomic_write_json(out / "provenance.json", prov)
 
-    every = req.checkpoint_every
-    every = int(profile.get("checkpoint_every", 0)) if every is None else every
-    rec = RunRecorder(out, label)
-    ckpt = FileCheckpoint(out, every, rec, config, device)
     if not ckpt.path.exists():  # a fresh start: drop rows of an earlier, killed attempt
-        for stale in out.glob("*.csv"):
-            stale.unlink()
+        for stale in RUN_CSVS:
+            (out / stale).unlink(missing_ok=True)
         rec.log(f"profile: {profile['label']}")
     gens = seed_everything(req.seed, device)
     status = "ok"
+    previous = signal.signal(signal.SIGTERM, ckpt.request_stop)
     try:
         summary = algo.train(cfg, spec, gens, device, rec, ckpt)
     except DivergedError as exc:
         status, summary = f"failed: {exc}", {"final_return": float("nan"), "auc": float("nan")}
         rec.log(f"run failed: {exc}")
+    except Interrupted as exc:
+        print(f"mbrl-bench: [{label}] {exc}; exit code {EXIT_INTERRUPTED}: rerun the same "
+              f"command to resume -> {out}", file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     done = {
         "status": status,
         **summary,
@@ -205,17 +249,57 @@ def _check_writable(out: Path) -> None:
         raise ConfigError(f"--out {out} is not writable ({probe} does not accept new files)")
 
 
-def _check_resumable(out: Path, config: dict) -> None:
-    """A checkpoint may only be resumed by the configuration that wrote it."""
-    if not (out / CHECKPOINT).exists():
-        return
+def _check_owned(out: Path, config: dict) -> bool:
+    """Whether `out` is this configuration's finished run (True), or empty, absent or its
+    unfinished run (False); anything else - files `train` does not write, another
+    configuration's run, finished or not - is refused: nothing is deleted or overwritten."""
+    if not out.is_dir():
+        return False
+    present = {p.name for p in out.iterdir()}
+    foreign = sorted(n for n in present if n not in RUN_FILES and not _TMP.fullmatch(n))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise ConfigError(
+            f"--out {out} holds files mbrl-bench train did not write ({shown}); "
+            "use an empty or new directory"
+        )
+    if not present - {".lock"} or all(_TMP.fullmatch(n) or n == ".lock" for n in present):
+        return False
     try:
         previous = json.loads((out / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{out} holds a checkpoint but no readable config.json") from exc
+        raise ConfigError(
+            f"--out {out} holds run files but no readable config.json; use another --out"
+        ) from exc
+    finished = (out / "done.json").exists()
     if previous != json.loads(json.dumps(config)):
         changed = sorted(k for k in {*previous, *config} if previous.get(k) != config.get(k))
-        raise ConfigError(
-            f"{out} holds a checkpoint of a different configuration ({', '.join(changed)} "
-            "differ); delete its checkpoint.pt to start over, or use another --out"
-        )
+        what = "a finished run" if finished else "a run"
+        hint = (
+            "delete its checkpoint.pt to start over, or use another --out"
+            if (out / CHECKPOINT).exists() else "use another --out"
+        )  # fmt: skip
+        kind = "holds a checkpoint of" if (out / CHECKPOINT).exists() else f"is {what} of"
+        raise ConfigError(f"{out} {kind} a different configuration ({', '.join(changed)} "
+                          f"differ); {hint}")  # fmt: skip
+    return finished
+
+
+_TMP = re.compile(r"\..+\.tmp")  # an atomic write's temporary file (rundir.atomic_write)
+
+
+@contextlib.contextmanager
+def _lock(out: Path):
+    """An exclusive lock on the run directory (`.lock`, flock): a second `train` on the
+    same --out stops at once, before writing anything."""
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise ConfigError(f"--out {out} is in use by another mbrl-bench train") from exc
+        yield
+        if (out / "done.json").exists():  # finished: later calls find done.json first
+            (out / ".lock").unlink(missing_ok=True)
+    finally:
+        os.close(fd)

@@ -1,5 +1,9 @@
 # One rule instance per training run; its algorithm and overrides come from the job table
 # (common.smk), its threads and resources from the profile's `resources:` block.
+# The job's configuration is the config Snakemake loaded (`--profile-json`, common.smk), and
+# it checkpoints every `checkpoint_every` steps; on SIGTERM (a cluster's time limit) it
+# checkpoints at the next episode end and exits 75, so a retry resumes. The log is appended
+# to, so it keeps every attempt (why it stopped, where it resumed).
 # Only done.json is declared: the run directory's checkpoint.pt is not an output, so
 # `--rerun-incomplete` keeps it and the rerun job resumes from it.
 
@@ -17,14 +21,19 @@ rule train:
     resources:
         mem_mb=lambda wildcards: resources_of(wildcards)["mem_mb"],
         runtime=lambda wildcards: resources_of(wildcards)["runtime"],
+        slurm_extra=lambda wildcards: slurm_signal(resources_of(wildcards)["runtime"]),
     params:
         algo=lambda wildcards: job_of(wildcards).algo,
         sets=lambda wildcards: job_of(wildcards).set_args(),
         out=lambda wildcards, output: os.path.dirname(output[0]),
         profile=PROFILE,
+        profile_json=profile_json,
+        checkpoint_every=checkpoint_every(),
     conda:
         "../envs/mbrl-bench.yaml"
     shell:
         "mbrl-bench train --algo {params.algo} --env {wildcards.env} --seed {wildcards.seed}"
-        " --profile {params.profile} --variant {wildcards.variant} {params.sets:q}"
-        " --threads {threads} --out {params.out} 2> {log}"
+        " --profile {params.profile} --profile-json {params.profile_json:q}"
+        " --checkpoint-every {params.checkpoint_every}"
+        " --variant {wildcards.variant} {params.sets:q}"
+        " --threads {threads} --out {params.out} 2>> {log}"

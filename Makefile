@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
 
-.PHONY: install reproduce test learn-check bench bench-save regress ci-regress slurm-check lint clean
+.PHONY: install reproduce reference-report test learn-check bench bench-save regress ci-regress slurm-check lint clean
 
 install: $(STAMP)
 
@@ -18,6 +18,15 @@ $(STAMP): requirements.lock pyproject.toml
 reproduce: install
 	PATH="$(CURDIR)/.venv/bin:$$PATH" snakemake --cores all --configfile config/smoke.yaml
 	@echo "runs: results/runs/smoke/   (one directory per variant/env/seed)"
+
+# The committed reference set (docs/results.md): statistics, figures and the report from the
+# stored runs in results/reference/quick/, training nothing -> reports/reference/quick/index.html.
+REF := --profile quick --runs results/reference
+reference-report: install
+	.venv/bin/mbrl-bench aggregate $(REF) --out results/aggregate/reference
+	.venv/bin/mbrl-bench figures $(REF) --aggregate results/aggregate/reference --out reports/reference
+	.venv/bin/mbrl-bench report $(REF) --aggregate results/aggregate/reference --out reports/reference
+	@echo "report: reports/reference/quick/index.html"
 
 lint: install
 	.venv/bin/ruff check algorithms harness tests

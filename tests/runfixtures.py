@@ -142,7 +142,7 @@ def write_run(run_dir: Path, job: Job, profile: str, final: float, *, reach: flo
         "status": status,
         "final_return": curve[-1],
         "auc": sum(curve) / len(curve),
-        "env_steps": TOTAL,
+        "env_steps": budget,
         "wall_s": 12.5,
     }
     write_run_dir(run_dir, config, provenance=prov, tables=tables, done=summary if done else None)

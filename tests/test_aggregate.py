@@ -163,7 +163,7 @@ def test_unequal_budgets_are_flagged_and_compared_at_the_common_steps(tmp_path):
     assert same.budget == "same" and "unequal" not in same.sentence
     runs = pd.read_csv(out / "runs.csv")
     pmac = runs[runs.variant == "pmac"]
-    X
+    assert (pmac.env_steps == 4_000).all()  # done.json's count: the run's own budget
 
 
 def test_claim_rows_cite_papers_link_figures_and_read_in_plain_words(tmp_path):

@@ -107,7 +107,13 @@ def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, 
         )
     assert (a / "eval.csv").read_bytes() == (b / "eval.csv").read_bytes()
     assert rows_without_wall_clock(a / "train.csv") == rows_without_wall_clock(b / "train.csv")
-    diagnostics = ["model.csv", "compounding.csv", "coadaptation.csv", "visitation.csv"]
+    diagnostics = [
+        "model.csv",
+        "compounding.csv",
+        "coadaptation.csv",
+        "visitation.csv",
+        "critic.csv",
+    ]
     for name in diagnostics if algo == "pmac" else []:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     if algo == "sac":  # no model: no model diagnostics
@@ -267,11 +273,22 @@ def test_diagnostics_do_not_change_training_and_follow_the_contract(tmp_path, ru
         return list(csv.DictReader(io.StringIO((on / name).read_text())))
 
     model = rows("model.csv")
-    assert list(model[0]) == ["step", "split", "error"]
-    assert [(r["step"], r["split"]) for r in model] == [
-        (s, split) for s in ("250", "500", "750") for split in ("local", "global")
+    assert list(model[0]) == ["step", "split", "target", "error"]
+    assert [(r["step"], r["split"], r["target"]) for r in model] == [
+        (s, split, target)
+        for s in ("250", "500", "750")
+        for split in ("local", "global")
+        for target in ("state", "reward")
     ]
     assert all(float(r["error"]) >= 0 for r in model)
+    critic = rows("critic.csv")
+    assert list(critic[0]) == [
+        "step", "states", "q_mean", "return_mean", "q_bias", "alpha", "entropy_bonus"
+    ]  # fmt: skip
+    assert [r["step"] for r in critic] == ["250", "500", "750"]
+    for r in critic:
+        assert int(r["states"]) > 0
+        assert float(r["q_bias"]) == pytest.approx(float(r["q_mean"]) - float(r["return_mean"]))
     comp = rows("compounding.csv")
     assert list(comp[0]) == ["step", "horizon", "error"]
     assert {int(r["horizon"]) for r in comp if r["step"] == "750"} <= set(range(1, 21))
@@ -292,7 +309,8 @@ def test_no_warmup_diagnostics_start_after_first_model_training(tmp_path, run_cl
             "--profile", "smoke", "--set", "warmup_steps=0", "--set", "eval_every=100",
             "--set", "total_steps=300", "--threads", "1", "--out", str(out))  # fmt: skip
     steps = [r["step"] for r in csv.DictReader(io.StringIO((out / "model.csv").read_text()))]
-    assert steps == ["300", "300"]  # evaluations at 100 and 200 precede the first model (250)
+    # evaluations at 100 and 200 precede the first model (250); state and reward rows per split
+    assert steps == ["300"] * 4
 
 
 @pytest.mark.parametrize("algo", ["sac", "mbpo"])

@@ -36,12 +36,16 @@ snakemake runs --profile workflow/profiles/slurm --configfile "$PWD/$WORK/smoke-
 
 echo "--- SLURM jobs (squeue --states=all)"
 squeue --states=all -h -o "%.6i %.28j %.10T %.10M %.9l" | sort -n | tee "$WORK/jobs.txt"
-echo "--- runs stopped by SLURM and resumed (their logs: the train rule appends)"
-grep -l "resumed from the checkpoint" "$WORK"/results/logs/smoke/*/*/*.log \
+# Snakemake deletes a job's log before each attempt, so the SLURM logs (one per attempt)
+# show the stops and the runs' logs (the last attempt) the resumes.
+echo "--- attempts stopped at their time limit: checkpointed, exit 75 (SLURM logs)"
+grep -l "returned non-zero exit status 75" "$WORK"/.snakemake/slurm_logs/rule_train/*/*.log \
+  | tee "$WORK/stopped.txt" || true
+echo "--- runs resumed from a checkpoint (their last attempt's log)"
+grep -h "resumed from the checkpoint" "$WORK"/results/logs/smoke/*/*/*.log \
   | tee "$WORK/resumed.txt" || true
-grep -h "SIGTERM\|resumed from" "$WORK"/results/logs/smoke/*/*/*.log || true
-test -s "$WORK/resumed.txt" \
-  || { echo "slurm-check: no job was stopped by its time limit and resumed" >&2; exit 1; }
+test -s "$WORK/stopped.txt" && test -s "$WORK/resumed.txt" \
+  || { echo "slurm-check: no job was stopped by its time limit (exit 75) and resumed" >&2; exit 1; }
 
 echo "--- run files against the local pipeline (results/runs/smoke)"
 "$BIN/mbrl-bench" baseline save --runs "$WORK/results/runs/smoke" --out "$WORK/baseline"

@@ -3,7 +3,11 @@
 # The job's configuration is the config Snakemake loaded (`--profile-json`, common.smk), and
 # it checkpoints every `checkpoint_every` steps; on SIGTERM (a cluster's time limit) it
 # checkpoints at the next episode end and exits 75, so a retry resumes. The log is appended
-# to, so it keeps every attempt (why it stopped, where it resumed).
+# to, but Snakemake deletes it before each attempt: it shows the last attempt (where it
+# resumed); a cluster's per-attempt logs show the stops. `exec`: the job's shell
+# becomes the run, so a cluster's SIGTERM reaches a process that handles it; a shell in
+# between dies of it at once, its orphaned run finishes or checkpoints after Snakemake has
+# counted the attempt failed, and the retry collides with it (make slurm-check found this).
 # Only done.json is declared: the run directory's checkpoint.pt is not an output, so
 # `--rerun-incomplete` keeps it and the rerun job resumes from it.
 
@@ -32,7 +36,7 @@ rule train:
     conda:
         "../envs/mbrl-bench.yaml"
     shell:
-        "mbrl-bench train --algo {params.algo} --env {wildcards.env} --seed {wildcards.seed}"
+        "exec mbrl-bench train --algo {params.algo} --env {wildcards.env} --seed {wildcards.seed}"
         " --profile {params.profile} --profile-json {params.profile_json:q}"
         " --checkpoint-every {params.checkpoint_every}"
         " --variant {wildcards.variant} {params.sets:q}"

@@ -22,6 +22,7 @@ import pandas as pd
 
 from harness.analysis import stats
 from harness.analysis.claims import PAIRWISE, claims_table
+from harness.analysis.published import published_table
 from harness.analysis.tables import SPEEDUP_PAIR, Aggregation
 from harness.job.rundir import atomic_write_json, atomic_write_text
 
@@ -270,6 +271,7 @@ def aggregate(profile: str, runs_root: Path, out_root: Path, reps: int | None = 
     runs = agg.runs_table()
     tables = {"runs": runs, "curves": agg.curves_table(), **statistics(agg)}
     tables["claims"] = claims_table(agg)
+    tables["published"] = published_table(tables["curves_iqm"], tables["curves"])
     problems = runs[runs["status"] != "ok"][["variant", "env", "seed", "status", "experiments"]]
     tables["problems"] = problems
     for name, df in tables.items():

@@ -233,6 +233,40 @@ def runs_with_provenance(runs_root: Path, profile: str, runs: pd.DataFrame) -> p
     return pd.DataFrame(rows)
 
 
+def published_section(df: pd.DataFrame) -> list[str]:
+    """Our curves beside the published ones (published.csv) every 5,000 steps and at the
+    last matched step; nothing when no curve has a published counterpart."""
+    if df.empty:
+        return []
+    last = df.groupby(["variant", "env"])["step"].transform("max")
+    shown = df[(df["step"] % 5000 == 0) | (df["step"] == last)]
+    table = pd.DataFrame(
+        {
+            "variant": shown["variant"],
+            "env": shown["env"],
+            "step": shown["step"],
+            "our IQM return [95% CI]": [
+                f"{fmt(r.iqm)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]" for r in shown.itertuples()
+            ],
+            "mean episode length": shown["mean_length"].map(fmt),
+            "seeds": shown["n_seeds"],
+            "published mean +- std": [
+                f"{fmt(r.published_mean)} +- {fmt(r.published_std)}" for r in shown.itertuples()
+            ],
+            "source": shown["source"],
+        }
+    )
+    return [
+        "<h2>Against the published curves</h2>",
+        "<p>Our IQM return with its 95% stratified-bootstrap interval at the published "
+        "curve's steps (interpolated linearly between its points), every 5,000 steps and at "
+        "the last; the published spread is its standard deviation over the paper's seeds. "
+        "Each source's README says how its steps were matched to ours. No verdict is drawn "
+        "here. All matched steps: published.csv.</p>",
+        table_html(table),
+    ]
+
+
 def report(profile: str, runs_root: Path, agg_root: Path, bench_root: Path, out_root: Path):
     agg_dir = agg_root / profile
     if not (agg_dir / "summary.json").exists():
@@ -241,6 +275,7 @@ def report(profile: str, runs_root: Path, agg_root: Path, bench_root: Path, out_
         raise ConfigError(f"runs directory {runs_root / profile} does not exist")
     summary = json.loads((agg_dir / "summary.json").read_text())
     names = ("claims", "runs", "intervals", "improvement", "steps_to_threshold", "excluded")
+    names += ("published",)
     t = {n: _read(agg_dir, n) for n in names}
     fig_dir = out_root / profile / "figures"
     manifest_path = fig_dir / "manifest.json"
@@ -294,6 +329,7 @@ def report(profile: str, runs_root: Path, agg_root: Path, bench_root: Path, out_
     ]
     if not manifest:
         body.append("<p class=skip>No figures: run `mbrl-bench figures` first.</p>")
+    body += published_section(t["published"])
     for exp in summary["experiment_order"]:
         spec = summary["experiments"][exp]
         body += [

@@ -65,7 +65,8 @@ def write_run(run_dir: Path, job: Job, profile: str, final: float, *, reach: flo
     if "rollout_schedule" in dict(job.overrides):
         hp["rollout_schedule"] = list(dict(job.overrides)["rollout_schedule"])
     if job.algo == "pmac":
-        hp["pmac"] = {"alpha": dict(job.overrides).get("pmac.alpha", 0.9)}
+        alpha = dict(job.overrides).get("weighting.age.alpha", 0.9)
+        hp["weighting"] = {"scheme": "age", "age": {"alpha": alpha}}
     config = {
         "algo": job.algo,
         "variant": job.variant,

@@ -79,7 +79,7 @@ def test_resume_with_another_configuration_is_refused(tmp_path, run_cli):
     out = tmp_path / "r"
     _kill_after_checkpoint(out, 1, 0.0)
     before = (out / "config.json").read_bytes()
-    proc = run_cli(*ARGS, "--set", "pmac.alpha=0.5", "--out", str(out), check=False)
+    proc = run_cli(*ARGS, "--set", "weighting.age.alpha=0.5", "--out", str(out), check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"mbrl-bench: error: {out} holds a checkpoint of a different configuration "

@@ -39,13 +39,17 @@ BAD_INPUTS = [
     (["--set", "no_such_key=1"], "unknown key 'no_such_key'"),
     (["--set", "sac.nope=1"], "unknown key 'sac.nope'"),
     (["--set", "total_steps=abc"], "total_steps must be an integer"),
-    (["--set", "pmac.weighting=both"], "pmac.weighting must be one of"),
-    (["--set", "pmac.alpha=1.5"], "alpha must be in (0, 1)"),
-    (["--set", "pmac.alpha=0"], "alpha must be in (0, 1)"),
+    (["--set", "weighting.mode=both"], "weighting.mode must be one of"),
+    (["--set", "weighting.scheme=fifo"], "weighting.scheme must be one of"),
+    (["--set", "weighting.age.alpha=1.5"], "alpha must be in (0, 1)"),
+    (["--set", "weighting.age.alpha=0"], "alpha must be in (0, 1)"),
+    (["--set", "weighting.policy_distance.max_rate=1"], "max_rate must be in (0, 1)"),
+    (["--set", "weighting.per.beta_start=1.5"], "beta_start and beta_end must be in [0, 1]"),
+    (["--set", "weighting.recall.top_fraction=0"], "top_fraction must be in (0, 1]"),
     (["--seed", "-3"], "--seed must be >= 0"),
     (["--seed", "x"], "invalid int value: 'x'"),
     (["--device", "tpu"], "unknown device 'tpu'"),
-    (["--algo", "sac", "--set", "pmac.alpha=0.5"], "unknown key 'pmac.alpha'"),
+    (["--algo", "sac", "--set", "weighting.age.alpha=0.5"], "unknown key 'weighting.age.alpha'"),
     (["--env", "cartpole"], "needs continuous actions"),
     (["--variant", "a/b"], "--variant 'a/b' must match"),
 ]
@@ -182,7 +186,7 @@ def test_pmac_train_rows_record_the_mixture(tmp_path, run_cli):
         "0",
         *TINY,
         "--set",
-        "pmac.alpha=0.8",
+        "weighting.age.alpha=0.8",
         "--out",
         str(out),
     )
@@ -230,10 +234,11 @@ def test_list_config_resolves_per_env_and_profile_values(capsys):
     assert main(["list", "--config", "mbpo", "halfcheetah"]) == 0
     cfg = json.loads(capsys.readouterr().out)
     assert cfg["updates_per_step"] == 40 and cfg["total_steps"] == 400_000
-    assert cfg["rollout_schedule"] == [20, 150, 1, 1] and cfg["pmac"] is None
+    assert cfg["rollout_schedule"] == [20, 150, 1, 1] and cfg["weighting"]["scheme"] == "uniform"
     assert main(["list", "--config", "pmac", "hopper", "--profile", "quick"]) == 0
     cfg = json.loads(capsys.readouterr().out)
-    assert cfg["total_steps"] == 50_000 and cfg["pmac"]["alpha"] == 0.9
+    assert cfg["total_steps"] == 50_000 and cfg["weighting"]["scheme"] == "age"
+    assert cfg["weighting"]["age"]["alpha"] == 0.9
     assert cfg["updates_per_step"] == 20 and cfg["sac"]["target_entropy"] == -1.0
 
 

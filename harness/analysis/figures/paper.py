@@ -162,8 +162,9 @@ def fig4_mechanism(d: Data):
 
 
 def _alpha(run: Run) -> float | None:
-    pm = run.config.get("hyperparameters", {}).get("pmac")
-    return float(pm["alpha"]) if isinstance(pm, dict) and "alpha" in pm else None
+    """The run's policy-adaptation rate, None when it does not weight by age (MBPO)."""
+    w = run.config.get("hyperparameters", {}).get("weighting")
+    return float(w["age"]["alpha"]) if isinstance(w, dict) and w.get("scheme") == "age" else None
 
 
 def figc2_alpha(d: Data):

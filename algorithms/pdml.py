@@ -36,7 +36,7 @@ class PolicyDistanceConfig:
     # TV weights from this many policy segments on (main_pdml.py: len(env_pool) >= 6000 =
     # the 5,000 warm-up steps + 4 x 250); uniform before.
     start_segments: int = 4
-    states: int = 4096  # states per TV evaluation, spread evenly over the older segments
+    states: int = 2048  # states per TV evaluation, spread evenly over the older segments
     # "variance": KL of N(mean, std^2); "std": the release passes exp(log_std) where its
     # formula takes the covariance diagonal (sac/tvd.py called from main_pdml.calculate_tvd).
     covariance: Literal["variance", "std"] = "variance"

@@ -93,8 +93,21 @@ def test_unwritable_out_exit_2(tmp_path, capsys):
     assert blocker.read_text() == "not a directory"
 
 
-@pytest.mark.parametrize("algo", ["pmac", "sac"])
-def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, algo):
+# The weighting schemes' own state (stored policies, priorities, Q values) is seeded too;
+# PDML's TV weights start at the second policy segment here (750 steps).
+SCHEMES = {
+    "pmac": ("pmac", []),
+    "sac": ("sac", []),
+    "pdml": ("mbpo", ["--set", "weighting.scheme=policy_distance",
+                      "--set", "weighting.policy_distance.start_segments=2"]),
+    "maper": ("mbpo", ["--set", "weighting.scheme=maper"]),
+    "recall": ("mbpo", ["--set", "weighting.scheme=recall"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(SCHEMES))
+def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, case):
+    algo, sets = SCHEMES[case]
     a, b = tmp_path / "a", tmp_path / "b"
     for out in (a, b):
         run_cli(
@@ -106,6 +119,7 @@ def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, 
             "--seed",
             "3",
             *TINY,
+            *sets,
             "--out",
             str(out),
         )
@@ -118,8 +132,11 @@ def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, 
         "visitation.csv",
         "critic.csv",
     ]
-    for name in diagnostics if algo == "pmac" else []:
+    for name in diagnostics if algo != "sac" else []:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    if case in ("pdml", "maper", "recall"):  # the scheme's own weighting is a source
+        scheme = sets[1].split("=")[1]
+        assert f",{scheme}," in (a / "visitation.csv").read_text()
     if algo == "sac":  # no model: no model diagnostics
         assert not any((a / name).exists() for name in diagnostics)
     eval_rows = list(csv.DictReader(io.StringIO((a / "eval.csv").read_text())))
@@ -150,9 +167,8 @@ def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, 
     assert prov["torch_threads"] == 1
 
     before = {p.name: p.stat().st_mtime_ns for p in a.iterdir()}
-    again = run_cli(
-        "train", "--algo", algo, "--env", "inverted_pendulum", "--seed", "3", *TINY, "--out", str(a)
-    )
+    again = run_cli("train", "--algo", algo, "--env", "inverted_pendulum", "--seed", "3", *TINY,
+                    *sets, "--out", str(a))  # fmt: skip
     assert "nothing to do" in again.stderr
     assert before == {p.name: p.stat().st_mtime_ns for p in a.iterdir()}
 

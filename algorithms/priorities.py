@@ -60,6 +60,8 @@ def maper_config() -> PriorityConfig:
 
 @dataclass(frozen=True)
 class RecallConfig:
+    """RECALL as the PMAC paper implements it (Sec. 5.3)."""
+
     top_fraction: float = 0.25  # PMAC Sec. 5.3: "the top 25% highest Q value samples"
 
     def __post_init__(self) -> None:

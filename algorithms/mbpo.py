@@ -6,9 +6,11 @@ rollouts of the scheduled horizon from real start states into the model buffer; 
 `updates_per_step` SAC updates on batches that are `real_ratio` real and the rest model
 data. Evaluation runs the deterministic policy on a separate env instance.
 
-PMAC (paper Algorithm 2) differs in one place, `_mixture`: when `cfg.pmac` is set, the
-model's training data and/or the rollout start states are drawn by the policy-adaptation
-mixture of `algorithms.pmac` instead of uniformly. Everything else is shared.
+PMAC (paper Algorithm 2) differs in one place, the weighting of the real buffer
+(`cfg.weighting`, `algorithms.weighting`): its `age` scheme draws the model's training data
+and/or the rollout start states by the policy-adaptation mixture of `algorithms.pmac`
+instead of uniformly. The other schemes of the family (PDML's policy distance, PER, MaPER,
+RECALL; PMAC paper Sec. 5.3) plug in at the same place. Everything else is shared.
 
 Deviations from jannerm/mbpo, each recorded in docs/ambiguities.md: gymnasium -v5 envs;
 correct termination functions; the model step assigns elites to rollout samples in
@@ -37,8 +39,15 @@ from algorithms.parts.loop import (
     resume,
 )
 from algorithms.parts.seeding import Generators
-from algorithms.pmac import PMACConfig, segment_of_step, transition_weights
+from algorithms.pmac import segment_of_step, transition_weights
 from algorithms.sac import SACAgent, SACConfig
+from algorithms.weighting import (
+    SEGMENTED,
+    Replayed,
+    Weighting,
+    WeightingConfig,
+    make_weighting,
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,7 @@ class MBPOConfig(LoopConfig):
     # Raw targets as jannerm/mbpo; InvertedPendulum standardises them (config/hyperparameters.yaml,
     # docs/ambiguities.md #17).
     model: EnsembleConfig = field(default_factory=EnsembleConfig)
-    pmac: PMACConfig | None = None  # None: MBPO's uniform sampling
+    weighting: WeightingConfig = field(default_factory=WeightingConfig)  # uniform: MBPO
     diagnostics: diag.DiagnosticsConfig = field(default_factory=diag.DiagnosticsConfig)
 
     def __post_init__(self) -> None:
@@ -149,27 +158,6 @@ def branched_rollout(
     return added, terminated
 
 
-def _mixture(
-    cfg: MBPOConfig, real: ReplayBuffer
-) -> tuple[torch.Tensor | None, torch.Tensor | None, dict[str, float]]:
-    """PMAC's only difference from MBPO: per-transition sampling probabilities [N] over the
-    real buffer for the model's training data and for the rollout start states (None:
-    MBPO's uniform sampling), plus a summary of the mixture for train.csv. The weights are
-    computed once per model period; both uses draw from the same mixture."""
-    p = cfg.pmac
-    if p is None:
-        return None, None, {}
-    segs = real.segment[: len(real)]
-    probs = transition_weights(segs, p.alpha)
-    newest = int(segs.max())
-    summary = {
-        "pmac_segments": newest + 1,
-        "pmac_weight_newest": float(probs[segs == newest].sum()),
-        "pmac_weight_warmup": float(probs[segs == 0].sum()),
-    }
-    return (probs if p.for_model else None), (probs if p.for_rollout else None), summary
-
-
 @dataclass
 class _RunState:
     """Everything an MBPO/PMAC run mutates (what a checkpoint stores)."""
@@ -178,6 +166,7 @@ class _RunState:
     model: ProbabilisticEnsemble
     real: ReplayBuffer
     model_buf: ReplayBuffer
+    weighting: Weighting  # the real buffer's weighting scheme and its state
     stats: UpdateStats  # SAC statistics of the current model period
     period: dict[str, float]  # the current model period's fit and rollout statistics
     epoch_updates: int = 0  # SAC updates so far in this epoch (for `update_ramp`)
@@ -195,11 +184,13 @@ def train(
 
     The loop (`algorithms.parts.loop.online_loop`), per env step t = 1..total_steps:
     1. act: uniform random during warm-up, else the SAC policy (stochastic); step the
-       training env; `store` the transition in the real buffer with its PMAC segment;
+       training env; `store` the transition in the real buffer with its policy segment
+       (and show it to the weighting scheme);
     2. `learn(t)`, after warm-up: every `model_train_freq` steps, write the finished model
-       period's train.csv row (`flush`), fit the model (PMAC: on mixture-weighted data)
-       and refill the model buffer with branched rollouts (PMAC: from mixture-weighted
-       start states); then `updates_per_step` SAC updates on mixed real/model batches;
+       period's train.csv row (`flush`), fit the model (on the weighting scheme's data:
+       PMAC's mixture, uniform for MBPO) and refill the model buffer with branched
+       rollouts (from the scheme's start states); then `updates_per_step` SAC updates on
+       mixed real/model batches, whose real part the scheme sees (`replayed`);
     3. every `eval_every` steps: evaluate the deterministic policy on the evaluation env,
        then `diagnose` (model diagnostics on the evaluation episodes);
     4. at the first episode end after every `checkpoint_every` steps: a checkpoint.
@@ -213,25 +204,31 @@ def train(
     def fresh() -> _RunState:
         low, high = env.action_space.low, env.action_space.high
         capacity = model_buffer_capacity(cfg, rollout_horizon(0, cfg.rollout_schedule))
+        real_capacity = min(cfg.replay_size, cfg.total_steps)
         return _RunState(
             agent=SACAgent(spec.obs_dim, spec.act_dim, low, high, cfg.sac, device),
             model=ProbabilisticEnsemble(spec.obs_dim, spec.act_dim, cfg.model, device),
-            real=ReplayBuffer(
-                min(cfg.replay_size, cfg.total_steps), spec.obs_dim, spec.act_dim, device
-            ),
+            real=ReplayBuffer(real_capacity, spec.obs_dim, spec.act_dim, device),
             model_buf=ReplayBuffer(capacity, spec.obs_dim, spec.act_dim, device),
+            weighting=make_weighting(
+                cfg.weighting, real_capacity, spec.act_dim, cfg.warmup_steps, cfg.total_steps,
+                device,
+            ),
             stats=UpdateStats(),
             period={},
         )
 
     s, loop = resume(ckpt, gens, fresh)
     n_real, n_model = mixed_batch_sizes(cfg.sac.batch_size, cfg.real_ratio)
-    interval = cfg.pmac.adaptation_interval if cfg.pmac else cfg.model_train_freq
+    w = cfg.weighting
+    interval = w.adaptation_interval if w.scheme in SEGMENTED else cfg.model_train_freq
     gen = gens.torch
 
     def store(step, obs, act, rew, next_obs, terminated) -> None:
         seg = segment_of_step(step, cfg.warmup_steps, interval)
+        pos = s.real.ptr
         s.real.add(obs, act, rew, next_obs, terminated, segment=seg)
+        s.weighting.stored(pos, obs, act, seg, s.agent)
 
     def flush() -> None:
         if s.period:  # one train.csv row per model period: its fit, rollout and SAC means
@@ -243,7 +240,7 @@ def train(
             return
         start = time.perf_counter()
         for name, rows in model_diagnostics(
-            cfg, spec, s.model, s.agent, s.real, episodes, t, gens
+            cfg, spec, s.model, s.agent, s.real, s.weighting, episodes, t, gens
         ).items():
             rec.table(name, rows)
         s.period["diagnostics_wall_s"] += time.perf_counter() - start
@@ -256,15 +253,20 @@ def train(
             s.epoch_updates = 0
         if since % cfg.model_train_freq == 0:
             flush()
-            fit = _train_model_and_rollout(cfg, spec, s.model, s.agent, s.real, s.model_buf, gen, t)
+            fit = _train_model_and_rollout(
+                cfg, spec, s.model, s.agent, s.real, s.model_buf, s.weighting, gen, t
+            )
             s.period = {"step": t, **fit, "diagnostics_wall_s": 0.0}
         if len(s.model_buf) == 0 or not ramp_allows(s.epoch_updates, since, cfg.update_ramp):
             return
         s.epoch_updates += cfg.updates_per_step
+        replayed = []
         for _ in range(cfg.updates_per_step):
-            s.stats.add(
-                s.agent.update(*_mixed_batch(s.real, s.model_buf, n_real, n_model, gen), gen)
-            )
+            batch, real_idx = _mixed_batch(s.real, s.model_buf, n_real, n_model, gen)
+            stats, q, y = s.agent.update_with_targets(*batch, gen)
+            s.stats.add(stats)
+            replayed.append(Replayed(real_idx, q[:, :n_real], y[:n_real]))
+        s.weighting.replayed(replayed, s.real, s.model)
 
     summary = online_loop(
         cfg, env, eval_env, gens.seed, lambda o, det: s.agent.act(o, gen, det), store, learn,
@@ -281,27 +283,27 @@ def _train_model_and_rollout(
     agent: SACAgent,
     real: ReplayBuffer,
     model_buf: ReplayBuffer,
+    scheme: Weighting,
     gen: torch.Generator,
     t: int,
 ) -> dict[str, float]:
-    """Algorithm 2 lines 2-4 and 7-10: fit the model, then refill the model buffer."""
-    n = len(real)
+    """Algorithm 2 lines 2-4 and 7-10: fit the model, then refill the model buffer, each on
+    the weighting scheme's data (computed once per model period; both uses draw from it)."""
+    n, w = len(real), cfg.weighting
     t0 = time.perf_counter()
-    weights, start_probs, mixture = _mixture(cfg, real)
-    weighting = cfg.pmac.weighting if cfg.pmac else "resample"
+    probs, factors, summary = scheme.weights(real, agent, t)
     fit = fit_ensemble(
-        model, real.obs[:n], real.act[:n], real.next_obs[:n], real.rew[:n], gen, weights, weighting
-    )
+        model, real.obs[:n], real.act[:n], real.next_obs[:n], real.rew[:n], gen,
+        probs if w.for_model else None, w.mode, factors if w.for_model else None,
+    )  # fmt: skip
     t1 = time.perf_counter()
     epoch = (t - cfg.warmup_steps) // cfg.epoch_length
     horizon = rollout_horizon(epoch, cfg.rollout_schedule)
     model_buf.resize(model_buffer_capacity(cfg, horizon))
-    if start_probs is None:
+    if probs is None or not w.for_rollout:
         idx = real.sample_indices(cfg.rollout_batch_size, gen)
     else:
-        idx = torch.multinomial(
-            start_probs, cfg.rollout_batch_size, replacement=True, generator=gen
-        )
+        idx = torch.multinomial(probs, cfg.rollout_batch_size, replacement=True, generator=gen)
     added, terminated = branched_rollout(
         model, agent, real.obs[idx], horizon, spec, model_buf, gen, cfg.deterministic_rollouts
     )
@@ -317,17 +319,19 @@ def _train_model_and_rollout(
         "model_buffer_size": len(model_buf),
         "model_train_wall_s": t1 - t0,
         "rollout_wall_s": t2 - t1,
-        **mixture,
+        **summary,
     }
 
 
 def _mixed_batch(
     real: ReplayBuffer, model_buf: ReplayBuffer, n_real: int, n_model: int, gen: torch.Generator
 ):
-    """SAC batch of n_real real and n_model model transitions (MBPO real_ratio)."""
-    r = real.sample(n_real, gen)
+    """SAC batch of n_real real and n_model model transitions (MBPO real_ratio), and the
+    real part's buffer rows [n_real]."""
+    idx = real.sample_indices(n_real, gen)
+    r = real.gather(idx)
     m = model_buf.sample(n_model, gen)
-    return tuple(torch.cat([a, b], dim=0) for a, b in zip(r, m, strict=True))
+    return tuple(torch.cat([a, b], dim=0) for a, b in zip(r, m, strict=True)), idx
 
 
 def model_diagnostics(
@@ -336,6 +340,7 @@ def model_diagnostics(
     model: ProbabilisticEnsemble,
     agent: SACAgent,
     real: ReplayBuffer,
+    scheme: Weighting,
     episodes: list[Episode],
     t: int,
     gens: Generators,
@@ -343,15 +348,16 @@ def model_diagnostics(
     """Rows of model.csv, compounding.csv, coadaptation.csv, visitation.csv and critic.csv
     at env step t, from this evaluation's episodes and the real buffer (see
     algorithms.parts.diagnostics).
-    The `mixture` source of visitation.csv is PMAC's weighting of the real buffer; for MBPO
-    it is what PMAC (default alpha) would weight, for comparison (paper Fig. 1c/d)."""
+    The `mixture` source of visitation.csv is PMAC's weighting of the real buffer; for the
+    other schemes it is what PMAC (at `weighting.age.alpha`) would weight, for comparison
+    (paper Fig. 1c/d). A scheme other than uniform and age adds its own weighting as a
+    source named after it."""
     d, gen, dev = cfg.diagnostics, gens.diag_torch, real.device
     rows, (obs, act) = diag.model_measurements(
         model, lambda segs: agent.actor.deterministic, episodes, real, spec.termination, d,
         gens, t,
     )  # fmt: skip
-    alpha = cfg.pmac.alpha if cfg.pmac is not None else PMACConfig().alpha
-    probs = transition_weights(real.segment[: len(real)], alpha)
+    probs = transition_weights(real.segment[: len(real)], cfg.weighting.age.alpha)
     mix = torch.multinomial(probs, d.visitation_samples, replacement=True, generator=gen)
     uni = real.sample_indices(d.visitation_samples, gen)
     sources = {
@@ -359,6 +365,10 @@ def model_diagnostics(
         "mixture": (real.obs[mix], real.act[mix]),
         "uniform": (real.obs[uni], real.act[uni]),
     }
+    if cfg.weighting.scheme not in ("uniform", "age"):
+        own = scheme.weights(real, agent, t).probs
+        idx = torch.multinomial(own, d.visitation_samples, replacement=True, generator=gen)
+        sources[cfg.weighting.scheme] = (real.obs[idx], real.act[idx])
     with torch.no_grad():
         q = {source: agent.q_values(o, a).min(0).values for source, (o, a) in sources.items()}
     rows["visitation"] = diag.visitation_rows(t, q, d.quantiles)

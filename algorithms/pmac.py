@@ -4,8 +4,9 @@ Model Adapted to Evolving Policy", Algorithm 1 and Eq. 4).
 PMAC is MBPO plus this module: the real buffer knows which segment of
 `adaptation_interval` env steps (one "historical policy") produced each transition, and a
 mixture over segments that decays old policies geometrically replaces MBPO's uniform
-sampling, for the model's training data and/or the rollout start states
-(`algorithms.mbpo` applies it; `pmac_model_only` / `pmac_rollout_only` are paper C.1).
+sampling, for the model's training data and/or the rollout start states: the `age`
+scheme of `algorithms.weighting`, which `algorithms.mbpo` applies (`pmac_model_only` /
+`pmac_rollout_only` are paper C.1).
 
 Choices where the paper is silent are in docs/ambiguities.md: segment 0 is the whole
 random warm-up; the weights are computed at sampling time over the segments that hold
@@ -15,31 +16,21 @@ data (a partial newest segment counts as the newest policy).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 
 
 @dataclass(frozen=True)
-class PMACConfig:
-    """Policy-adaptation hyperparameters (paper D.1 and Table 2)."""
+class AgeConfig:
+    """The policy-adaptation rate (paper D.1 and Table 2); the segment length, which data the
+    weights drive and how they enter the model's loss are `algorithms.weighting`'s."""
 
     alpha: float = 0.9  # policy-adaptation rate, paper D.1 (C.2: 0.9 best of 0.5..0.99)
-    adaptation_interval: int = 250  # env steps per historical policy, paper D.1
-    weighting: Literal["resample", "loss"] = "resample"  # Eq. 5 data drawn by w_k / loss x w_k
-    for_model: bool = True  # weights drive the model's training data (Alg. 2 line 3)
-    for_rollout: bool = True  # weights drive the rollout start states (Alg. 2 line 8)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
-            raise ValueError(f"pmac.alpha must be in (0, 1), got {self.alpha}")
-        if self.adaptation_interval < 1:
-            raise ValueError(
-                f"pmac.adaptation_interval must be >= 1, got {self.adaptation_interval}"
-            )
-        if self.weighting not in ("resample", "loss"):
-            raise ValueError(f"pmac.weighting must be 'resample' or 'loss', got {self.weighting!r}")
+            raise ValueError(f"weighting.age.alpha must be in (0, 1), got {self.alpha}")
 
 
 def mixture_weights(k: int, alpha: float) -> np.ndarray:

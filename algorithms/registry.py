@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from algorithms import dqn, dyna_q, mbpo, pets, sac
-from algorithms.pmac import PMACConfig
+from algorithms.weighting import WeightingConfig
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,11 @@ class Algorithm:
     validate: Callable[[Any, Any], None] | None = None
 
 
+def _pmac(**uses: bool) -> mbpo.MBPOConfig:
+    """MBPO with PMAC's age weighting (for the model and the rollouts unless `uses` says)."""
+    return mbpo.MBPOConfig(weighting=WeightingConfig(scheme="age", **uses))
+
+
 ALGORITHMS: dict[str, Algorithm] = {
     a.name: a
     for a in (
@@ -31,13 +36,11 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("mbpo", "mbpo", "MBPO: uniform real-buffer sampling for model and rollouts",
                   mbpo.MBPOConfig, mbpo.train, has_model=True),
         Algorithm("pmac", "mbpo", "PMAC: MBPO + policy-adaptation mixture (model and rollouts)",
-                  lambda: mbpo.MBPOConfig(pmac=PMACConfig()), mbpo.train, has_model=True),
+                  _pmac, mbpo.train, has_model=True),
         Algorithm("pmac_model_only", "mbpo", "PMAC ablation (C.1): mixture for model training only",
-                  lambda: mbpo.MBPOConfig(pmac=PMACConfig(for_rollout=False)), mbpo.train,
-                  has_model=True),
+                  lambda: _pmac(for_rollout=False), mbpo.train, has_model=True),
         Algorithm("pmac_rollout_only", "mbpo", "PMAC ablation (C.1): mixture for rollouts only",
-                  lambda: mbpo.MBPOConfig(pmac=PMACConfig(for_model=False)), mbpo.train,
-                  has_model=True),
+                  lambda: _pmac(for_model=False), mbpo.train, has_model=True),
         Algorithm("dqn", "dqn", "DQN: model-free Q-learning on real transitions (CartPole study)",
                   dqn.DQNConfig, dqn.train, has_model=False),
         Algorithm("dyna_q", "dqn", "Dyna-Q: DQN + MLP dynamics model, K=25 rollouts of H=3",

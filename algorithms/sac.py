@@ -79,7 +79,8 @@ class Actor(nn.Module):
         self.register_buffer("scale", (high - low) / 2.0)
         self.register_buffer("offset", (high + low) / 2.0)
 
-    def _dist_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def dist_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pre-tanh Gaussian: mean [B, A] and clamped log std [B, A] at obs [B, D]."""
         mean, log_std = self.net(obs.unsqueeze(0)).squeeze(0).chunk(2, dim=-1)  # [B, A] each
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
@@ -87,7 +88,7 @@ class Actor(nn.Module):
         self, obs: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Reparameterised action [B, A] and its log-probability [B] (tanh-corrected)."""
-        mean, log_std = self._dist_params(obs)
+        mean, log_std = self.dist_params(obs)
         std = log_std.exp()
         eps = torch.randn(mean.shape, generator=generator, device=mean.device)
         pre_tanh = mean + std * eps
@@ -99,7 +100,7 @@ class Actor(nn.Module):
         return squashed * self.scale + self.offset, log_prob
 
     def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
-        mean, _ = self._dist_params(obs)
+        mean, _ = self.dist_params(obs)
         return torch.tanh(mean) * self.scale + self.offset
 
 
@@ -154,6 +155,20 @@ class SACAgent(nn.Module):
         generator: torch.Generator,
     ) -> dict[str, torch.Tensor]:
         """One gradient step of critics, actor and temperature on a batch ([B, ...])."""
+        return self.update_with_targets(obs, act, rew, next_obs, done, generator)[0]
+
+    def update_with_targets(
+        self,
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        rew: torch.Tensor,
+        next_obs: torch.Tensor,
+        done: torch.Tensor,
+        generator: torch.Generator,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """`update`, also returning the critics' Q [2, B] and the target y [B] before the
+        step (detached): the TD errors a prioritised weighting refreshes its priorities
+        with (Schaul et al. 2016, Alg. 1 line 11)."""
         cfg = self.cfg
         alpha = self.log_alpha.detach().exp()
         with torch.no_grad():
@@ -182,13 +197,14 @@ class SACAgent(nn.Module):
 
         with torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._critic_params, cfg.tau)
-        return {
+        stats = {
             "critic_loss": critic_loss.detach(),
             "actor_loss": actor_loss.detach(),
             "alpha": alpha,
             "entropy": -logp.detach().mean(),
             "q_mean": q.detach().mean(),
         }
+        return stats, q.detach(), y
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from harness.analysis import claims as cl
 from harness.analysis import stats
 from harness.analysis.aggregate import aggregate, profile_taus
 from harness.analysis.stats import Estimate, Region
+from harness.analysis.tables import Aggregation
 from harness.cli import main
 
 REPS = 200
@@ -256,6 +257,20 @@ def test_claims_verdicts_from_runs(tmp_path):
     # PMAC reaches MBPO's final IQM at about 0.4 x its budget: ratio > 1.8 on every env
     speed = claims[claims.index.str.startswith("PMAC: almost 2x")]
     assert len(speed) == 2 and (speed.verdict == stats.SUPPORTED).all()
+    # Fig. 3g/h: PMAC (100, fast) above PER 70, RECALL 50, MaPER 65 on both metrics; PDML
+    # (99, reaching it only at the end) below PMAC on the area under the curve everywhere
+    beats = claims.loc["PMAC: better sample efficiency and final return than PER, RECALL "
+                       "and MaPER"]  # fmt: skip
+    assert beats.verdict == stats.SUPPORTED and beats.n_seeds == "3 vs 3"
+    assert beats.estimate == 1.0 and "(the weakest of 6 comparisons)" in beats.sentence
+    distance = claims[claims.index.str.startswith("Age decay vs policy distance")].iloc[0]
+    assert distance.verdict == stats.CONTRADICTED
+    assert distance.estimate == 0.0 and "weakest comparison: pdml vs pmac, auc" in distance.note
+    imp = pd.read_csv(out / "improvement.csv")
+    rows = imp[imp.experiment == "weighting"]
+    assert {("pmac", "mbpo_maper", "auc"), ("pdml", "pmac", "final_return")} <= set(
+        zip(rows.x, rows.y, rows.statistic, strict=True)
+    )
 
 
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
@@ -282,3 +297,16 @@ def test_vectorised_curve_and_profile_equal_rliables_functions():
     np.random.seed(stats.SEED)
     ref, ref_ci = rly.create_performance_profile({"k": curves[..., 0]}, taus, reps=REPS)
     assert point.tolist() == ref["k"].tolist() and np.array_equal(ci, ref_ci["k"])
+
+
+def test_area_under_the_curve_by_hand(tmp_path):
+    """PMAC seed 0 of the fixture: returns 25, 50, 75, then 100 at steps 1,000-10,000; the
+    trapezoid over the 9,000-step span is 787,500 / 9,000 = 87.5 (done.json's `auc` rule),
+    up to step 4,000 it is 187,500 / 3,000 = 62.5."""
+    build(tmp_path / "runs", "smoke")
+    agg = Aggregation("smoke", tmp_path / "runs", reps=10)
+    m = agg.matrix("weighting", "pmac", ["inverted_pendulum"], "auc")
+    assert m.seeds == [0, 1] and m.values[0, 0] == pytest.approx(87.5)
+    early = agg.matrix("weighting", "pmac", ["inverted_pendulum"], "auc",
+                       {"inverted_pendulum": 4000})  # fmt: skip
+    assert early.values[0, 0] == pytest.approx(62.5)

@@ -6,8 +6,9 @@ machine in the same session. Numbers go to results/baselines/bench/ (`make bench
 not asserted.
 
 The hot paths: SAC update and end-to-end env steps/s (here), the ensemble train step and
-the 100k-sample model step (tests/test_ensemble.py), the 100k-start branched rollout and
-the PMAC sampler (here), the CEM plan step (tests/test_pets.py). `make bench` compares
+the 100k-sample model step (tests/test_ensemble.py), the 100k-start branched rollout, the
+PMAC sampler and every weighting scheme's sampler and per-step priority refresh (here),
+the CEM plan step (tests/test_pets.py). `make bench` compares
 every case with the stored baseline in results/baselines/bench/ (docs/regression.md
 "Speed baseline").
 """
@@ -25,6 +26,7 @@ from algorithms.parts.envs import resolve_env
 from algorithms.parts.seeding import seed_everything
 from algorithms.pmac import transition_weights
 from algorithms.sac import SACAgent, SACConfig
+from algorithms.weighting import Replayed, WeightingConfig, make_weighting
 
 OBS, ACT, B = 11, 3, 256  # Hopper
 
@@ -142,6 +144,84 @@ def test_bench_pmac_sampler_100k(benchmark):
 
     idx = benchmark.pedantic(sample, rounds=20, warmup_rounds=2)
     assert idx.shape == (100_000,) and int(idx.max()) < 100_000
+
+
+def _hopper_buffer_100k():
+    """A full 100k-transition real buffer at Hopper sizes: the 5,000-step warm-up, then 380
+    segments of 250 steps (what PMAC's and PDML's weights run over at 100k steps)."""
+    g = torch.Generator().manual_seed(0)
+    buf = ReplayBuffer(100_000, OBS, ACT, torch.device("cpu"))
+    buf.add_batch(torch.randn(100_000, OBS, generator=g), torch.rand(100_000, ACT, generator=g),
+                  torch.randn(100_000, generator=g), torch.randn(100_000, OBS, generator=g),
+                  torch.zeros(100_000))  # fmt: skip
+    buf.segment[:] = torch.cat([torch.zeros(5_000, dtype=torch.long),
+                                1 + torch.arange(95_000) // 250])  # fmt: skip
+    return buf, g
+
+
+def _scheme_with_state(name, g):
+    """The scheme at 100k transitions with a state of the right shape (stored Gaussians,
+    priorities, Q values)."""
+    w = make_weighting(WeightingConfig(scheme=name), 100_000, ACT, 5_000, 125_000, "cpu")
+    if name == "policy_distance":
+        w.dist[5_000:] = torch.randn(95_000, 2, ACT, generator=g) * 0.3
+    if name in ("per", "maper"):
+        w.priority[:] = torch.rand(100_000, generator=g) * 10
+    if name == "recall":
+        w.q[:] = torch.randn(100_000, generator=g) * 100
+    return w
+
+
+SCHEMES = ["uniform", "age", "policy_distance", "per", "maper", "recall"]
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread, as the pipeline runs its training jobs (`--threads 1`)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.benchmark(group="weighting-sampler")
+@pytest.mark.parametrize("name", SCHEMES)
+def test_bench_weighting_sampling_100k(benchmark, one_thread, name):
+    """One model period's weighting at 100k transitions: the scheme's weights (PDML: the
+    current actor on 2,048 states and the TV bounds of 379 segments) and 100,000 rollout
+    starts drawn from them. The bar: under 10% of an MBPO env step (~300-400 ms at 1 thread
+    here, test_bench_mbpo_hopper_env_steps_per_second), though it runs once per 250 steps."""
+    torch.manual_seed(0)
+    buf, g = _hopper_buffer_100k()
+    agent = SACAgent(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, SACConfig(), torch.device("cpu"))
+    scheme, gen = _scheme_with_state(name, g), torch.Generator().manual_seed(0)
+
+    def sample():
+        probs = scheme.weights(buf, agent, 50_000).probs
+        if probs is None:
+            return buf.sample_indices(100_000, gen)
+        return torch.multinomial(probs, 100_000, replacement=True, generator=gen)
+
+    idx = benchmark.pedantic(sample, rounds=10, warmup_rounds=1)
+    assert idx.shape == (100_000,) and int(idx.max()) < 100_000
+
+
+@pytest.mark.benchmark(group="weighting-replay")
+@pytest.mark.parametrize("name", ["per", "maper", "recall"])
+def test_bench_weighting_priority_refresh_per_env_step(benchmark, one_thread, name):
+    """What a prioritised scheme adds to every env step: refreshing the priorities (Q
+    values) of the 20 x 12 real transitions of its 20 SAC updates (MaPER: plus one ensemble
+    forward over them for the model error)."""
+    torch.manual_seed(0)
+    buf, g = _hopper_buffer_100k()
+    scheme = _scheme_with_state(name, g)
+    model = ProbabilisticEnsemble(OBS, ACT, EnsembleConfig(), "cpu")
+    batches = [
+        Replayed(torch.randint(100_000, (12,), generator=g), torch.randn(2, 12, generator=g),
+                 torch.randn(12, generator=g))
+        for _ in range(20)
+    ]  # fmt: skip
+    benchmark.pedantic(scheme.replayed, args=(batches, buf, model), rounds=50, warmup_rounds=2)
 
 
 class _Clock:

@@ -19,6 +19,13 @@ RUNS = {  # algorithm -> its arguments; checkpoints a few times within the smoke
     "dyna_q_adaptive": [*COMMON, "--algo", "dyna_q_adaptive", "--env", "cartpole",
                         "--checkpoint-every", "1500"],
     "pets": [*COMMON, "--algo", "pets", "--env", "inverted_pendulum", "--checkpoint-every", "300"],
+    # the weighting schemes' state: PDML's stored policies (TV weights from step 1,000 on),
+    # MaPER's priorities and their maximum
+    "pdml": [*COMMON, "--algo", "mbpo", "--env", "inverted_pendulum", "--checkpoint-every", "300",
+             "--set", "weighting.scheme=policy_distance",
+             "--set", "weighting.policy_distance.start_segments=2"],
+    "maper": [*COMMON, "--algo", "mbpo", "--env", "inverted_pendulum", "--checkpoint-every", "300",
+              "--set", "weighting.scheme=maper"],
 }  # fmt: skip
 ARGS = RUNS["pmac"]
 FILES = ("eval.csv", "train.csv", "model.csv", "compounding.csv", "coadaptation.csv",
@@ -53,8 +60,10 @@ def _kill_after_checkpoint(out: Path, nth: int, delay: float, args: list[str] = 
 
 @pytest.mark.parametrize(
     "algo, kills",
-    [("pmac", [(1, 0.0), (2, 2.0)]), ("dyna_q_adaptive", [(1, 1.0)]), ("pets", [(1, 0.5)])],
-    ids=["pmac-killed-twice", "dyna_q_adaptive-killed-once", "pets-killed-once"],
+    [("pmac", [(1, 0.0), (2, 2.0)]), ("dyna_q_adaptive", [(1, 1.0)]), ("pets", [(1, 0.5)]),
+     ("pdml", [(2, 1.0)]), ("maper", [(2, 1.0)])],
+    ids=["pmac-killed-twice", "dyna_q_adaptive-killed-once", "pets-killed-once",
+         "pdml-killed-once", "maper-killed-once"],  # fmt: skip
 )
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, run_cli, algo, kills):
     args = RUNS[algo]
@@ -79,7 +88,7 @@ def test_resume_with_another_configuration_is_refused(tmp_path, run_cli):
     out = tmp_path / "r"
     _kill_after_checkpoint(out, 1, 0.0)
     before = (out / "config.json").read_bytes()
-    proc = run_cli(*ARGS, "--set", "pmac.alpha=0.5", "--out", str(out), check=False)
+    proc = run_cli(*ARGS, "--set", "weighting.age.alpha=0.5", "--out", str(out), check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"mbrl-bench: error: {out} holds a checkpoint of a different configuration "

@@ -39,13 +39,17 @@ BAD_INPUTS = [
     (["--set", "no_such_key=1"], "unknown key 'no_such_key'"),
     (["--set", "sac.nope=1"], "unknown key 'sac.nope'"),
     (["--set", "total_steps=abc"], "total_steps must be an integer"),
-    (["--set", "pmac.weighting=both"], "pmac.weighting must be one of"),
-    (["--set", "pmac.alpha=1.5"], "alpha must be in (0, 1)"),
-    (["--set", "pmac.alpha=0"], "alpha must be in (0, 1)"),
+    (["--set", "weighting.mode=both"], "weighting.mode must be one of"),
+    (["--set", "weighting.scheme=fifo"], "weighting.scheme must be one of"),
+    (["--set", "weighting.age.alpha=1.5"], "alpha must be in (0, 1)"),
+    (["--set", "weighting.age.alpha=0"], "alpha must be in (0, 1)"),
+    (["--set", "weighting.policy_distance.max_rate=1"], "max_rate must be in (0, 1)"),
+    (["--set", "weighting.per.beta_start=1.5"], "beta_start and beta_end must be in [0, 1]"),
+    (["--set", "weighting.recall.top_fraction=0"], "top_fraction must be in (0, 1]"),
     (["--seed", "-3"], "--seed must be >= 0"),
     (["--seed", "x"], "invalid int value: 'x'"),
     (["--device", "tpu"], "unknown device 'tpu'"),
-    (["--algo", "sac", "--set", "pmac.alpha=0.5"], "unknown key 'pmac.alpha'"),
+    (["--algo", "sac", "--set", "weighting.age.alpha=0.5"], "unknown key 'weighting.age.alpha'"),
     (["--env", "cartpole"], "needs continuous actions"),
     (["--variant", "a/b"], "--variant 'a/b' must match"),
 ]
@@ -89,8 +93,21 @@ def test_unwritable_out_exit_2(tmp_path, capsys):
     assert blocker.read_text() == "not a directory"
 
 
-@pytest.mark.parametrize("algo", ["pmac", "sac"])
-def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, algo):
+# The weighting schemes' own state (stored policies, priorities, Q values) is seeded too;
+# PDML's TV weights start at the second policy segment here (750 steps).
+SCHEMES = {
+    "pmac": ("pmac", []),
+    "sac": ("sac", []),
+    "pdml": ("mbpo", ["--set", "weighting.scheme=policy_distance",
+                      "--set", "weighting.policy_distance.start_segments=2"]),
+    "maper": ("mbpo", ["--set", "weighting.scheme=maper"]),
+    "recall": ("mbpo", ["--set", "weighting.scheme=recall"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(SCHEMES))
+def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, case):
+    algo, sets = SCHEMES[case]
     a, b = tmp_path / "a", tmp_path / "b"
     for out in (a, b):
         run_cli(
@@ -102,6 +119,7 @@ def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, 
             "--seed",
             "3",
             *TINY,
+            *sets,
             "--out",
             str(out),
         )
@@ -114,8 +132,11 @@ def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, 
         "visitation.csv",
         "critic.csv",
     ]
-    for name in diagnostics if algo == "pmac" else []:
+    for name in diagnostics if algo != "sac" else []:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    if case in ("pdml", "maper", "recall"):  # the scheme's own weighting is a source
+        scheme = sets[1].split("=")[1]
+        assert f",{scheme}," in (a / "visitation.csv").read_text()
     if algo == "sac":  # no model: no model diagnostics
         assert not any((a / name).exists() for name in diagnostics)
     eval_rows = list(csv.DictReader(io.StringIO((a / "eval.csv").read_text())))
@@ -146,9 +167,8 @@ def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, 
     assert prov["torch_threads"] == 1
 
     before = {p.name: p.stat().st_mtime_ns for p in a.iterdir()}
-    again = run_cli(
-        "train", "--algo", algo, "--env", "inverted_pendulum", "--seed", "3", *TINY, "--out", str(a)
-    )
+    again = run_cli("train", "--algo", algo, "--env", "inverted_pendulum", "--seed", "3", *TINY,
+                    *sets, "--out", str(a))  # fmt: skip
     assert "nothing to do" in again.stderr
     assert before == {p.name: p.stat().st_mtime_ns for p in a.iterdir()}
 
@@ -182,7 +202,7 @@ def test_pmac_train_rows_record_the_mixture(tmp_path, run_cli):
         "0",
         *TINY,
         "--set",
-        "pmac.alpha=0.8",
+        "weighting.age.alpha=0.8",
         "--out",
         str(out),
     )
@@ -230,10 +250,11 @@ def test_list_config_resolves_per_env_and_profile_values(capsys):
     assert main(["list", "--config", "mbpo", "halfcheetah"]) == 0
     cfg = json.loads(capsys.readouterr().out)
     assert cfg["updates_per_step"] == 40 and cfg["total_steps"] == 400_000
-    assert cfg["rollout_schedule"] == [20, 150, 1, 1] and cfg["pmac"] is None
+    assert cfg["rollout_schedule"] == [20, 150, 1, 1] and cfg["weighting"]["scheme"] == "uniform"
     assert main(["list", "--config", "pmac", "hopper", "--profile", "quick"]) == 0
     cfg = json.loads(capsys.readouterr().out)
-    assert cfg["total_steps"] == 50_000 and cfg["pmac"]["alpha"] == 0.9
+    assert cfg["total_steps"] == 50_000 and cfg["weighting"]["scheme"] == "age"
+    assert cfg["weighting"]["age"]["alpha"] == 0.9
     assert cfg["updates_per_step"] == 20 and cfg["sac"]["target_entropy"] == -1.0
 
 

@@ -48,9 +48,10 @@ def test_real_ratio_batch_composition():
     ones = torch.ones(50, 3)
     real.add_batch(ones, torch.zeros(50, 1), torch.ones(50), ones, torch.zeros(50))
     model.add_batch(-ones, torch.zeros(50, 1), -torch.ones(50), -ones, torch.zeros(50))
-    obs, act, rew, next_obs, done = _mixed_batch(real, model, 12, 244, torch.Generator())
+    (obs, act, rew, next_obs, done), idx = _mixed_batch(real, model, 12, 244, torch.Generator())
     assert obs.shape == (256, 3) and rew.shape == (256,)
     assert int((rew > 0).sum()) == 12 and int((rew < 0).sum()) == 244
+    assert idx.shape == (12,) and int(idx.max()) < 50  # the real part's rows, for the weighting
 
 
 def test_model_buffer_capacity_matches_mbpo_sizing():

@@ -140,7 +140,7 @@ def _profile_file(tmp_path: Path, **changes) -> Path:
     [
         ({"mbpo": {"sac.lrr": 1e-3}}, "unknown key 'sac.lrr' for algorithm pmac"),
         ({"all": {"total_steps": "many"}}, "total_steps must be an integer, got 'many'"),
-        ({"mbpo": {"pmac.alpha": 2.0}}, "alpha must be in (0, 1)"),
+        ({"mbpo": {"weighting.age.alpha": 2.0}}, "alpha must be in (0, 1)"),
     ],
 )
 def test_dry_run_rejects_a_bad_train_block_naming_the_key(tmp_path, block, message):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import stats
 
-from algorithms.pmac import PMACConfig, mixture_weights, segment_of_step, transition_weights
+from algorithms.pmac import AgeConfig, mixture_weights, segment_of_step, transition_weights
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,7 @@ def test_alpha_outside_unit_interval_rejected(alpha):
     with pytest.raises(ValueError, match="alpha"):
         mixture_weights(3, alpha)
     with pytest.raises(ValueError, match="alpha"):
-        PMACConfig(alpha=alpha)
+        AgeConfig(alpha=alpha)
 
 
 def test_segment_of_step():

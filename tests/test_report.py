@@ -49,7 +49,8 @@ def test_figures_png_and_pdf_with_skips_recorded(built):
     out, _ = built
     manifest = json.loads((out / "figures" / "manifest.json").read_text())
     drawn = [n for n, e in manifest.items() if "files" in e]
-    for name in ("fig2_learning_curves", "fig3d_compounding_error", "rliable_intervals_main"):
+    for name in ("fig2_learning_curves", "fig3d_compounding_error", "rliable_intervals_main",
+                 "fig3gh_weighting", "weighting_visitation", "rliable_improvement_weighting"):
         assert name in drawn
         assert (out / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (out / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"

@@ -24,7 +24,7 @@ def test_actions_within_bounds_and_log_prob_matches_change_of_variables():
     low, high = torch.tensor(LOW), torch.tensor(HIGH)
     assert ((act >= low) & (act <= high)).all()
     # Reference: Normal log-prob minus log|d(scale * tanh(u))/du| computed naively.
-    mean, log_std = agent.actor._dist_params(obs)
+    mean, log_std = agent.actor.dist_params(obs)
     scale = (high - low) / 2
     u = torch.atanh(((act - (high + low) / 2) / scale).clamp(-1 + 1e-6, 1 - 1e-6))
     ref = torch.distributions.Normal(mean, log_std.exp()).log_prob(u).sum(-1)

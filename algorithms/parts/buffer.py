@@ -118,12 +118,16 @@ class ReplayBuffer:
         """n transitions drawn uniformly with replacement."""
         return self.gather(self.sample_indices(n, generator))
 
+    def order(self) -> torch.Tensor:
+        """Row indices [len] of the stored transitions, oldest first."""
+        return (self.ptr - self.size + torch.arange(self.size, device=self.device)) % self.capacity
+
     def resize(self, capacity: int) -> None:
         """Change capacity keeping the newest transitions (MBPO resizes the model buffer when
         the rollout horizon grows)."""
         if capacity == self.capacity:
             return
-        order = (self.ptr - self.size + torch.arange(self.size, device=self.device)) % self.capacity
+        order = self.order()
         keep = order[-capacity:] if self.size > capacity else order
         fields = [getattr(self, name)[keep] for name in _FIELDS]
         self.__init__(capacity, self.obs.shape[1], self.act.shape[1], self.device)

@@ -12,9 +12,11 @@ Deviations from jannerm/mbpo (all deliberate; numbered as in `algorithms.parts.e
 4. Early stopping halts after `patience` (default 5) consecutive epochs without a >1% relative
    improvement of any member; jannerm halts when `epochs_since_update > 5`, i.e. after 6
    such epochs (`patience=6` reproduces it; docs/ambiguities.md #22).
-5. PMAC extension: optional per-transition `weights` either resample the bootstrap
-   ("resample") or scale each sample's NLL ("loss"); the holdout MSE used for snapshots and
-   elites is then weighted the same way, so elites are chosen for the weighted distribution.
+5. Weighted data (PMAC and the other schemes of `algorithms.weighting`): optional
+   per-transition `weights` either resample the bootstrap ("resample") or scale each
+   sample's NLL ("loss"); PER's importance weights (`loss_factors`) scale the resampled
+   samples' NLL. The holdout MSE used for snapshots and elites is weighted by weights x
+   factors, the distribution the weighted loss targets, so elites are chosen for it.
 6. An empty holdout set raises ValueError (jannerm would silently produce NaN losses).
 Unchanged from jannerm: the holdout is min(N * ratio, 5000) random transitions, the normaliser
 is refit on the training part, bootstrap indices are drawn once per call and reshuffled every
@@ -75,15 +77,18 @@ def fit_ensemble(
     generator: torch.Generator,
     weights: Tensor | None = None,
     weighting: Literal["resample", "loss"] = "resample",
+    loss_factors: Tensor | None = None,
 ) -> dict[str, float]:
     """Fit on N real transitions: obs, next_obs [N, D], act [N, A], reward [N] (or [N, 1]),
-    optional weights [N] >= 0 (PMAC's mixture), all on the model's device.
+    optional weights [N] >= 0 (the weighting scheme's probabilities) and loss_factors
+    [N] > 0 (importance weights, only with weights), all on the model's device.
 
     Holdout: a random min(int(N * holdout_ratio), max_holdout) subset. Bootstrap: every
     member gets N_train indices drawn with replacement from the training part, uniformly,
-    or proportionally to `weights` if weighting == "resample"; with weighting == "loss"
-    the draw is uniform and each sample's NLL is scaled by its weight (mean 1 over the
-    training part). Trains until no member's (weighted) holdout MSE improved by more than
+    or proportionally to `weights` if weighting == "resample", each drawn sample's NLL then
+    scaled by its loss factor; with weighting == "loss" the draw is uniform and each
+    sample's NLL is scaled by weight x factor (mean 1 over the training part). Trains
+    until no member's (weighted) holdout MSE improved by more than
     `improvement_threshold` (relative) for `patience` epochs, or `max_epochs`; then
     restores each member's best snapshot and picks the elites.
 
@@ -110,6 +115,13 @@ def fit_ensemble(
             raise ValueError(f"weights has {w.shape[0]} entries for N={N} transitions")
         if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
             raise ValueError("weights must be finite and >= 0")
+    factors = None
+    if loss_factors is not None:
+        if w is None:
+            raise ValueError("loss_factors need weights")
+        factors = loss_factors.to(dev, torch.float32).reshape(-1)  # [N]
+        if factors.shape[0] != N or not bool((factors > 0).all()):
+            raise ValueError(f"loss_factors must be {N} values > 0")
 
     perm = torch.randperm(N, generator=generator, device=dev)  # [N]
     hold, train = perm[:n_hold], perm[n_hold:]  # [n_hold], [n_train]
@@ -121,17 +133,20 @@ def fit_ensemble(
 
     w_hold = loss_w = None
     if w is not None:
-        w_train = w[train]  # [n_train]
+        # What the weighted loss targets (the holdout's and "loss"'s weights): w x factors.
+        target = w if factors is None else w * factors  # [N]
+        w_train = target[train]  # [n_train]
         train_mass = float(w_train.sum())
         if not train_mass > 0:
             raise ValueError("weights are zero on every training transition")
-        hold_mass = float(w[hold].sum())
+        hold_mass = float(target[hold].sum())
         # Zero mass on the holdout would make the weighted MSE 0/0: fall back to uniform.
-        w_hold = w[hold] / hold_mass if hold_mass > 0 else None  # [n_hold]
+        w_hold = target[hold] / hold_mass if hold_mass > 0 else None  # [n_hold]
         if weighting == "resample":
             boot = torch.multinomial(
-                w_train, E * n_train, replacement=True, generator=generator
+                w[train], E * n_train, replacement=True, generator=generator
             ).view(E, n_train)  # [E, n_train]
+            loss_w = None if factors is None else factors[train]  # [n_train]
         else:
             loss_w = w_train * (n_train / train_mass)  # [n_train], mean 1
     if w is None or weighting == "loss":

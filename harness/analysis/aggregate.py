@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis import stats
-from harness.analysis.claims import PAIRWISE, claims_table
+from harness.analysis.claims import COMBINED, PAIRWISE, claims_table
 from harness.analysis.published import published_table
 from harness.analysis.tables import SPEEDUP_PAIR, Aggregation
 from harness.job.rundir import atomic_write_json, atomic_write_text
@@ -152,12 +152,15 @@ def profiles(agg: Aggregation) -> pd.DataFrame:
 
 def improvement_pairs(agg: Aggregation, exp: str) -> list[tuple[str, str, str]]:
     """(x, y, value) compared by probability of improvement in one experiment: PIVOT's final
-    return against every other variant, then every pairwise claim of the experiment
-    (claims.PAIRWISE: the model errors, the mechanism ablations vs MBPO, Dyna-Q vs DQN)."""
+    return against every other variant, then every comparison of the experiment's claims
+    (claims.PAIRWISE: the model errors, the mechanism ablations vs MBPO, Dyna-Q vs DQN;
+    claims.COMBINED: the weighting schemes' areas under the curve and final returns)."""
     variants = _variants(agg, exp)
     pairs = [(PIVOT, v, "final_return") for v in variants if PIVOT in variants and v != PIVOT]
-    for _, _, e, x, y, value, _, _ in PAIRWISE:
-        if e == exp and {x, y} <= set(variants) and (x, y, value) not in pairs:
+    claimed = [(x, y, value) for _, _, e, x, y, value, _, _ in PAIRWISE if e == exp]
+    claimed += [c for _, _, e, comparisons, _, _ in COMBINED if e == exp for c in comparisons]
+    for x, y, value in claimed:
+        if {x, y} <= set(variants) and (x, y, value) not in pairs:
             pairs.append((x, y, value))
     return pairs
 

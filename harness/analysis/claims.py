@@ -5,10 +5,12 @@ two sides ran the same budget, the figure that shows the statistic, a verdict by
 
 Statistics: "better"/"lower" claims use rliable's probability of improvement P(X > Y)
 (per environment, averaged; scale-free, so raw returns and errors need no normalisation),
-holding when P > 0.5 (a tie is not "better"); the sample-efficiency claim uses the
-steps-to-threshold ratio per environment; the CartPole claims the mean final return over
-seeds. When the two sides' step budgets differ, a comparison uses the last evaluation step
-both reached (`Aggregation.common_budget`) and the row says so in `budget`.
+holding when P > 0.5 (a tie is not "better"); the sample-efficiency claim of Sec. 5.1 uses
+the steps-to-threshold ratio per environment, those of the weighting schemes (Sec. 5.3) the
+area under the learning curve; the CartPole claims the mean final return over seeds. A
+claim made of several comparisons (`COMBINED`, the alpha claim) shows the weakest. When
+the two sides' step budgets differ, a comparison uses the last evaluation step both
+reached (`Aggregation.common_budget`) and the row says so in `budget`.
 """
 
 from __future__ import annotations
@@ -42,12 +44,17 @@ NAMES = {
     "sac": "SAC",
     "pmac_model_only": "model-only PMAC",
     "pmac_rollout_only": "rollout-only PMAC",
+    "pdml": "PDML",
+    "mbpo_per": "PER",
+    "mbpo_recall": "RECALL",
+    "mbpo_maper": "MaPER",
     "dyna_q": "Dyna-Q",
     "dqn": "DQN",
 }
 # What P(X > Y) counts, per compared value, in plain words ("{x}'s ... {y}'s").
 WHAT = {
     "final_return": "final return beat {y}'s",
+    "auc": "area under the learning curve beat {y}'s",
     "-local_error": "local one-step model error was below {y}'s",
     "-compounding_error": "compounding error was below {y}'s",
 }
@@ -129,6 +136,33 @@ PAIRWISE: list[tuple[str, str, str, str, str, str, str, str]] = [
         "final_return",
         "P(Dyna-Q final return > DQN)",
         "rliable_improvement_cartpole cartpole_learning_curves",
+    ),
+]
+
+
+# Claims made of several P(x > y) comparisons (x, y, value): (claim, source section,
+# experiment, comparisons, statistic, figures); supported only if every comparison is,
+# contradicted if any is (stats.combine). Sample efficiency: the area under the learning
+# curve (docs/ambiguities.md R9). aggregate.improvement writes a row for each comparison.
+PRIORITISED = ("mbpo_per", "mbpo_recall", "mbpo_maper")
+COMBINED: list[tuple[str, str, str, list[tuple[str, str, str]], str, str]] = [
+    (
+        "PMAC: better sample efficiency and final return than PER, RECALL and MaPER",
+        "Sec. 5.3, Fig. 3g/h",
+        "weighting",
+        [("pmac", y, v) for y in PRIORITISED for v in ("auc", "final_return")],
+        "min over PER, RECALL, MaPER and (AUC, final return) of P(PMAC > X)",
+        "rliable_improvement_weighting fig3gh_weighting",
+    ),
+    (
+        "Age decay vs policy distance: PDML's 1 / TV weights beat PMAC's age decay in "
+        "sample efficiency and final return",
+        "Sec. 3.2 Eq. 4 (age decay) vs its ICML 2023 release, si0wang/PDML "
+        "sac/replay_memory.py (1 / TV)",
+        "weighting",
+        [("pdml", "pmac", v) for v in ("auc", "final_return")],
+        "min over (AUC, final return) of P(PDML > PMAC)",
+        "rliable_improvement_weighting fig3gh_weighting",
     ),
 ]
 
@@ -282,6 +316,37 @@ def _speedup_claims(agg: Aggregation) -> list[dict[str, Any]]:
     return rows
 
 
+def _weakest(agg: Aggregation, claim: str, source: str, exp: str,
+             comparisons: list[tuple[str, str, str]], statistic: str, figure: str, lead,
+             absent: str = "") -> dict[str, Any]:  # fmt: skip
+    """A claim made of several P(x > y) comparisons (x, y, value): the verdict combines
+    theirs, the row and its sentence show the weakest; `lead(x, y, value)` words it."""
+    absent = _absent(agg, exp, sorted({v for c in comparisons for v in c[:2]})) or absent
+    if absent:
+        return _row(claim, source, exp, statistic, None, BETTER, 0, stats.INCONCLUSIVE,
+                    _note(agg, absent), figure=figure,
+                    sentence=_untested(claim, absent))  # fmt: skip
+    envs = agg.envs_of(exp)
+    results = [(c, agg.pairwise(exp, *c, envs)) for c in comparisons]
+    verdicts = [stats.verdict(r.est, BETTER, min(r.n_x, r.n_y), agg.smoke) for _, r in results]
+    finite = [r for r in results if r[1].est is not None]
+    if not finite:
+        note = "no complete runs to compare"
+        return _row(claim, source, exp, statistic, None, BETTER, 0, stats.INCONCLUSIVE,
+                    _note(agg, note), figure=figure,
+                    sentence=_untested(claim, note))  # fmt: skip
+    (x, y, value), c = min(finite, key=lambda r: r[1].est.value)
+    verdict = stats.combine(verdicts)
+    sentence = (
+        f"{lead(x, y, value)} in {_share(c.est)} on {', '.join(envs)}{_at(c.at_step, envs)}, "
+        f"{_seeds(c.n_x, c.n_y)}: {_why(agg, verdict, min(c.n_x, c.n_y))}."
+    )
+    budget = "; ".join(dict.fromkeys(r[1].budget for r in results if r[1].budget))
+    return _row(claim, source, exp, statistic, c.est, BETTER, f"{c.n_x} vs {c.n_y}", verdict,
+                _note(agg, f"weakest comparison: {x} vs {y}, {value}"), budget=budget,
+                figure=figure, sentence=sentence)  # fmt: skip
+
+
 def _alpha_claim(agg: Aggregation) -> dict[str, Any]:
     claim, exp = "PMAC: alpha = 0.9 is the best policy-adaptation rate", "alpha_sweep"
     statistic = "min over other alphas of P(alpha 0.9 final return > alpha)"
@@ -291,31 +356,24 @@ def _alpha_claim(agg: Aggregation) -> dict[str, Any]:
         for v in dict.fromkeys(j.variant for j in agg.jobs.get(exp, []))
         if v.startswith("pmac_alpha")
     ]
-    absent = _absent(agg, exp, ["pmac"]) or ("" if others else "no other alpha is run")
-    if absent:
-        return _row(claim, source, exp, statistic, None, BETTER, 0, stats.INCONCLUSIVE,
-                    _note(agg, absent), figure=figure,
-                    sentence=_untested(claim, absent))  # fmt: skip
-    envs = agg.envs_of(exp)
-    results = [(o, agg.pairwise(exp, "pmac", o, "final_return", envs)) for o in others]
-    verdicts = [stats.verdict(c.est, BETTER, min(c.n_x, c.n_y), agg.smoke) for _, c in results]
-    finite = [r for r in results if r[1].est is not None]
-    if not finite:
-        note = "no complete runs to compare"
-        return _row(claim, source, exp, statistic, None, BETTER, 0, stats.INCONCLUSIVE,
-                    _note(agg, note), figure=figure,
-                    sentence=_untested(claim, note))  # fmt: skip
-    other, c = min(finite, key=lambda r: r[1].est.value)
-    verdict = stats.combine(verdicts)
-    sentence = (
-        f"alpha = 0.9's final return beat {other}'s, the closest other alpha, in "
-        f"{_share(c.est)} on {', '.join(envs)}{_at(c.at_step, envs)}, {_seeds(c.n_x, c.n_y)}: "
-        f"{_why(agg, verdict, min(c.n_x, c.n_y))}."
-    )
-    budget = "; ".join(r[1].budget for r in results if r[1].budget)
-    return _row(claim, source, exp, statistic, c.est, BETTER, f"{c.n_x} vs {c.n_y}", verdict,
-                _note(agg, f"weakest comparison: vs {other}"), budget=budget, figure=figure,
-                sentence=sentence)  # fmt: skip
+    return _weakest(
+        agg, claim, source, exp, [("pmac", o, "final_return") for o in others], statistic,
+        figure, lambda x, y, v: f"alpha = 0.9's final return beat {y}'s, the closest other alpha",
+        absent="" if others else "no other alpha is run",
+    )  # fmt: skip
+
+
+def _combined_claims(agg: Aggregation) -> list[dict[str, Any]]:
+    def lead(n: int):
+        return lambda x, y, v: (
+            f"{name(x)}'s {WHAT[v].format(y=name(y))} (the weakest of {n} comparisons)"
+        )
+
+    return [
+        _weakest(agg, claim, f"{PAPER_TITLE}, {section}", exp, comparisons, statistic, figure,
+                 lead(len(comparisons)))  # fmt: skip
+        for claim, section, exp, comparisons, statistic, figure in COMBINED
+    ]
 
 
 def _cartpole_claims(agg: Aggregation) -> list[dict[str, Any]]:
@@ -360,5 +418,6 @@ def _mean(values: np.ndarray, reps: int) -> Estimate:
 
 def claims_table(agg: Aggregation) -> pd.DataFrame:
     pairwise = _pairwise_claims(agg)  # paper order: comparisons, alpha, the ablation, CartPole
-    rows = [*_speedup_claims(agg), *pairwise[:4], _alpha_claim(agg), *pairwise[4:6]]
+    rows = [*_speedup_claims(agg), *pairwise[:4], *_combined_claims(agg), _alpha_claim(agg),
+            *pairwise[4:6]]  # fmt: skip
     return pd.DataFrame([*rows, *_cartpole_claims(agg), *pairwise[6:]])

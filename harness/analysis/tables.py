@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from algorithms.parts.loop import summarise
 from harness.analysis import stats
 from harness.analysis.runs import Run, discover
 from harness.analysis.scores import EnvScores, load_scores
@@ -174,10 +175,11 @@ class Aggregation:
         value: str,
         at_step: dict[str, int] | None = None,
     ) -> Matrix:
-        """[runs, tasks] of a per-run value ("final_return", "normalised", "-local_error",
-        "-compounding_error": negated so that higher is better) over the seeds ok in every
-        env; with `at_step` (env -> eval step), the return at that evaluation instead of the
-        final one, and the errors' means over the evaluations up to it."""
+        """[runs, tasks] of a per-run value ("final_return", "normalised", "auc": the area
+        under the learning curve, "-local_error", "-compounding_error": negated so that
+        higher is better) over the seeds ok in every env; with `at_step` (env -> eval
+        step), the return at that evaluation instead of the final one, the area up to it,
+        and the errors' means over the evaluations up to it."""
         seeds_by_env = {e: self.seeds_of(experiment, variant, e) for e in envs}
         steps = at_step or {}
         all_seeds = sorted(set().union(*seeds_by_env.values())) if envs else []
@@ -209,6 +211,8 @@ class Aggregation:
         if value in ("final_return", "normalised"):
             ret = run.final_return() if step is None else _return_at(run, step)
             return ret if value == "final_return" else self.normalise(run.env, ret)
+        if value == "auc":
+            return _auc_until(run, step)
         if value == "-local_error":
             return -_mean_until(run.model_errors(), step, ("split", "local"))
         if value == "-compounding_error":
@@ -333,6 +337,15 @@ def _return_at(run: Run, step: int) -> float:
     """Mean evaluation return at `step` (nan when the run did not evaluate there)."""
     curve = run.eval_curve().set_index("step")["return"]
     return float(curve.loc[step]) if step in curve.index else math.nan
+
+
+def _auc_until(run: Run, step: int | None) -> float:
+    """The run's area under the learning curve (done.json's `auc`: the trapezoid over the
+    evaluation steps divided by their span), over the evaluations up to `step` if given."""
+    curve = run.eval_curve()
+    if step is not None:
+        curve = curve[curve["step"] <= step]
+    return summarise(curve["step"].tolist(), curve["return"].tolist())["auc"]
 
 
 def _mean_until(df: pd.DataFrame | None, step: int | None, where=None) -> float:

@@ -35,11 +35,13 @@ from harness.analysis.figures.paper import (
     fig3abc_one_step,
     fig3d_compounding,
     fig3ef_visitation,
+    fig3gh_weighting,
     fig4_mechanism,
     figc2_alpha,
     horizon_study,
     model_reward_error,
     steps_to_threshold,
+    weighting_visitation,
 )
 from harness.analysis.figures.rliable import (
     rliable_improvement,
@@ -89,6 +91,16 @@ FIGURES: dict[str, tuple[str, str, Callable[[Data], Any]]] = {
         fig3ef_visitation,
     ),
     "coadaptation_gap": ("main", "Co-adaptation gap over training", coadaptation_gap),
+    "fig3gh_weighting": (
+        "weighting",
+        "Fig. 3g/h: weighting schemes, learning curves (IQM, 95% CI)",
+        fig3gh_weighting,
+    ),
+    "weighting_visitation": (
+        "weighting",
+        "Weighting schemes: Q-value visitation of each scheme's own data (last evaluation)",
+        weighting_visitation,
+    ),
     "fig4_mechanism": (
         "mechanism",
         "Fig. 4: mechanism ablation, returns and episode lengths (mean ± std)",

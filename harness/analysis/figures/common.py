@@ -22,10 +22,13 @@ from harness.errors import ConfigError  # noqa: E402
 from harness.job.experiments import load_experiments  # noqa: E402
 from harness.job.rundir import atomic_write  # noqa: E402
 
+# 27 colours, then tab10's last five again: the variants after the first 27 (the weighting
+# schemes, drawn beside PMAC and MBPO) would otherwise wrap onto PMAC's and MBPO's colours.
 _PALETTE = [
     *sns.color_palette("tab10"),
     *sns.color_palette("Dark2"),
     *sns.color_palette("Set1"),
+    *sns.color_palette("tab10")[5:],
 ]
 
 

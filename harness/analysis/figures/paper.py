@@ -56,11 +56,20 @@ def fig2_curves(d: Data):
 
 
 def fig2_iqm(d: Data):
-    exp = "main"
+    return iqm_curves(d, "main")
+
+
+def fig3gh_weighting(d: Data):
+    """Fig. 3g/h: the weighting schemes' learning curves (IQM with 95% CIs, as Fig. 2's)."""
+    return iqm_curves(d, "weighting")
+
+
+def iqm_curves(d: Data, exp: str):
+    """The experiment's IQM return per evaluation step with its 95% CI, one panel per env."""
     d.exp(exp)
     df = d.table("curves_iqm")
     if df.empty or not (df["experiment"] == exp).any():
-        raise Skip("no IQM curves for main (no ok runs)")
+        raise Skip(f"no IQM curves for {exp} (no ok runs)")
     df = df[(df["experiment"] == exp) & (df["scale"] == "return")]
     envs = list(dict.fromkeys(df["env"]))
     fig, axes = subplot_grid(len(envs))
@@ -156,14 +165,60 @@ def fig3ef_visitation(d: Data):
     return fig
 
 
+def _own_source(run: Run) -> str:
+    """visitation.csv's source of the run's own weighting: `mixture` (PMAC's age), `uniform`
+    (MBPO), or the scheme's name."""
+    scheme = run.config.get("hyperparameters", {}).get("weighting", {}).get("scheme", "uniform")
+    return {"age": "mixture"}.get(scheme, scheme)
+
+
+def weighting_visitation(d: Data):
+    """Fig. 1c/d-style, per scheme: Q-value quantiles of the current policy, the uniform
+    buffer and the scheme's own weighting of it at the last evaluation (pooled over seeds;
+    each run's own critic), so the panels show how close each scheme's data is to its
+    current policy's."""
+    exp = "weighting"
+    variants, envs = pick_variants(d, exp), d.exp(exp)["envs"]
+    fig, axes = plt.subplots(
+        len(envs), len(variants), squeeze=False, figsize=(3.6 * len(variants), 3.2 * len(envs))
+    )
+    found = False
+    for i, env in enumerate(envs):
+        for j, v in enumerate(variants):
+            ax, runs = axes[i][j], d.runs_of(v, env)
+            df = d.series(v, env, "visitation", "q_value")
+            if df.empty:
+                ax.set(title=f"{v} on {env}: no visitation.csv")
+                continue
+            found = True
+            last = df[df["step"] == df["step"].max()]
+            own = _own_source(runs[0])
+            lines = [("policy", "-", "current policy"), ("uniform", ":", "uniform buffer")]
+            if own == "uniform":
+                lines[1] = ("uniform", ":", "uniform buffer = own weighting")
+            else:
+                lines.append((own, "--", f"own weighting ({own})"))
+            for src, style, label in lines:
+                m = last[last["source"] == src].groupby("q_quantile")["q_value"].mean()
+                ax.plot(m.values, m.index, style, color=colour(v), label=label)
+            ax.set(title=f"{v} on {env} at step {int(last['step'].max()):,}", xlabel="Q value",
+                   ylabel="quantile")  # fmt: skip
+            add_legend(ax)
+    if not found:
+        plt.close(fig)
+        raise Skip("no ok run of the weighting experiment has visitation.csv")
+    return fig
+
+
 def fig4_mechanism(d: Data):
     exp = "mechanism"
     return curves_with_lengths(d, exp, pick_variants(d, exp), "return (mean ± std)")
 
 
 def _alpha(run: Run) -> float | None:
-    pm = run.config.get("hyperparameters", {}).get("pmac")
-    return float(pm["alpha"]) if isinstance(pm, dict) and "alpha" in pm else None
+    """The run's policy-adaptation rate, None when it does not weight by age (MBPO)."""
+    w = run.config.get("hyperparameters", {}).get("weighting")
+    return float(w["age"]["alpha"]) if isinstance(w, dict) and w.get("scheme") == "age" else None
 
 
 def figc2_alpha(d: Data):

@@ -71,6 +71,7 @@ def rliable_profiles(d: Data, exp: str):
 
 STATISTIC_LABEL = {
     "final_return": "P({x} > {y})",
+    "auc": "P({x} area under the curve > {y})",
     "-local_error": "P({x} local error < {y})",
     "-compounding_error": "P({x} compounding error < {y})",
 }

@@ -107,6 +107,8 @@ TRAIN_CASES = [
     (lambda tmp: tmp / "r", ["--profile-json", '{"profile": "smoke", "label": "x", "train": '
                              '{"sacc": {}}}'], "train: 'sacc' does not match"),
     (lambda tmp: tmp / "r", ["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0"),
+    (lambda tmp: tmp / "r", ["--set", "pmac.alpha=0.8"],
+     "key 'pmac.alpha' is now 'weighting.age.alpha' (--set)"),
 ]  # fmt: skip
 
 

@@ -49,8 +49,14 @@ def test_figures_png_and_pdf_with_skips_recorded(built):
     out, _ = built
     manifest = json.loads((out / "figures" / "manifest.json").read_text())
     drawn = [n for n, e in manifest.items() if "files" in e]
-    for name in ("fig2_learning_curves", "fig3d_compounding_error", "rliable_intervals_main",
-                 "fig3gh_weighting", "weighting_visitation", "rliable_improvement_weighting"):
+    for name in (
+        "fig2_learning_curves",
+        "fig3d_compounding_error",
+        "rliable_intervals_main",
+        "fig3gh_weighting",
+        "weighting_visitation",
+        "rliable_improvement_weighting",
+    ):
         assert name in drawn
         assert (out / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (out / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
@@ -161,3 +167,22 @@ def test_a_damaged_critic_csv_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "critic.csv: missing column(s) states, return_mean, q_bias" in err
+
+
+def test_runs_written_before_the_weighting_schemes_read_as_age_weighting():
+    """config.json of a PMAC run before issue 15 had `pmac: {alpha: ...}` (MBPO: null)."""
+    from types import SimpleNamespace
+
+    from harness.analysis.figures.paper import _alpha, _own_source
+
+    def run(hp):
+        return SimpleNamespace(config={"hyperparameters": hp})
+
+    old_pmac, old_mbpo = (
+        run({"pmac": {"alpha": 0.7, "adaptation_interval": 250}}),
+        run({"pmac": None}),
+    )
+    new_pmac = run({"weighting": {"scheme": "age", "age": {"alpha": 0.8}}})
+    new_per = run({"weighting": {"scheme": "per", "age": {"alpha": 0.9}}})
+    assert [_alpha(r) for r in (old_pmac, old_mbpo, new_pmac, new_per)] == [0.7, None, 0.8, None]
+    assert [_own_source(r) for r in (old_pmac, old_mbpo, new_per)] == ["mixture", "uniform", "per"]

@@ -158,7 +158,20 @@ def _known_groups() -> set[str]:
     }  # fmt: skip
 
 
+# Keys that moved when PMAC's mixture became one of the weighting schemes (issue 15):
+# named in the error, so an old command line says what to write instead.
+RENAMED = {
+    "pmac.alpha": "weighting.age.alpha",
+    "pmac.adaptation_interval": "weighting.adaptation_interval",
+    "pmac.weighting": "weighting.mode",
+    "pmac.for_model": "weighting.for_model",
+    "pmac.for_rollout": "weighting.for_rollout",
+}
+
+
 def _assign(tree: dict, key: str, value: Any, algo: str, source: str) -> None:
+    if key in RENAMED:
+        raise ConfigError(f"key {key!r} is now {RENAMED[key]!r} ({source})")
     node = tree
     parts = key.split(".")
     for i, part in enumerate(parts):

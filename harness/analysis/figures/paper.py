@@ -168,8 +168,18 @@ def fig3ef_visitation(d: Data):
 def _own_source(run: Run) -> str:
     """visitation.csv's source of the run's own weighting: `mixture` (PMAC's age), `uniform`
     (MBPO), or the scheme's name."""
-    scheme = run.config.get("hyperparameters", {}).get("weighting", {}).get("scheme", "uniform")
+    scheme = _weighting(run).get("scheme", "uniform")
     return {"age": "mixture"}.get(scheme, scheme)
+
+
+def _weighting(run: Run) -> dict:
+    """The run's `weighting` block; a run written before the weighting schemes has PMAC's
+    mixture as `pmac: {alpha, ...}` (MBPO: null) and reads as the `age` scheme."""
+    hp = run.config.get("hyperparameters", {})
+    if isinstance(hp.get("weighting"), dict):
+        return hp["weighting"]
+    old = hp.get("pmac")
+    return {"scheme": "age", "age": {"alpha": old["alpha"]}} if isinstance(old, dict) else {}
 
 
 def weighting_visitation(d: Data):
@@ -217,8 +227,8 @@ def fig4_mechanism(d: Data):
 
 def _alpha(run: Run) -> float | None:
     """The run's policy-adaptation rate, None when it does not weight by age (MBPO)."""
-    w = run.config.get("hyperparameters", {}).get("weighting")
-    return float(w["age"]["alpha"]) if isinstance(w, dict) and w.get("scheme") == "age" else None
+    w = _weighting(run)
+    return float(w["age"]["alpha"]) if w.get("scheme") == "age" else None
 
 
 def figc2_alpha(d: Data):

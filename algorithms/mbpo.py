@@ -263,7 +263,7 @@ def train(
         replayed = []
         for _ in range(cfg.updates_per_step):
             batch, real_idx = _mixed_batch(s.real, s.model_buf, n_real, n_model, gen)
-            stats, q, y = s.agent.update_with_targets(*batch, gen)
+            stats, q, y = s.agent.update(*batch, gen)
             s.stats.add(stats)
             replayed.append(Replayed(real_idx, q[:, :n_real], y[:n_real]))
         s.weighting.replayed(replayed, s.real, s.model)

@@ -153,21 +153,11 @@ class SACAgent(nn.Module):
         next_obs: torch.Tensor,
         done: torch.Tensor,
         generator: torch.Generator,
-    ) -> dict[str, torch.Tensor]:
-        """One gradient step of critics, actor and temperature on a batch ([B, ...])."""
-        return self.update_with_targets(obs, act, rew, next_obs, done, generator)[0]
-
-    def update_with_targets(
-        self,
-        obs: torch.Tensor,
-        act: torch.Tensor,
-        rew: torch.Tensor,
-        next_obs: torch.Tensor,
-        done: torch.Tensor,
-        generator: torch.Generator,
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        """`update`, also returning the critics' Q [2, B] and the target y [B] before the
-        step (detached): the TD errors a prioritised weighting refreshes its priorities
+        """One gradient step of critics, actor and temperature on a batch ([B, ...]).
+
+        Returns the step's statistics, and the critics' Q [2, B] and the target y [B] before
+        the step (detached): the TD errors a prioritised weighting refreshes its priorities
         with (Schaul et al. 2016, Alg. 1 line 11)."""
         cfg = self.cfg
         alpha = self.log_alpha.detach().exp()
@@ -277,7 +267,7 @@ def train(
         if t < cfg.warmup_steps:
             return
         for _ in range(cfg.updates_per_step):
-            s.stats.add(s.agent.update(*s.real.sample(cfg.sac.batch_size, gen), generator=gen))
+            s.stats.add(s.agent.update(*s.real.sample(cfg.sac.batch_size, gen), generator=gen)[0])
         if t % cfg.eval_every == 0 and s.stats.n:
             rec.train(s.stats.row(t))
             s.stats.clear()

@@ -65,7 +65,7 @@ def test_critic_regresses_fixed_targets_and_targets_track_slowly():
     next_obs, done = torch.randn(256, 5), torch.zeros(256)
     before_target = [p.clone() for p in agent.critic_target.parameters()]
     before = [p.clone() for p in agent.critic.parameters()]
-    first = float(agent.update(obs, act, rew, next_obs, done, gen)["critic_loss"])
+    first = float(agent.update(obs, act, rew, next_obs, done, gen)[0]["critic_loss"])
     after = [p.clone() for p in agent.critic.parameters()]
     for t0, p0, p1, t1 in zip(
         before_target, before, after, agent.critic_target.parameters(), strict=True
@@ -73,7 +73,7 @@ def test_critic_regresses_fixed_targets_and_targets_track_slowly():
         del p0
         torch.testing.assert_close(t1, t0 + 0.01 * (p1 - t0))
     for _ in range(400):
-        last = float(agent.update(obs, act, rew, next_obs, done, gen)["critic_loss"])
+        last = float(agent.update(obs, act, rew, next_obs, done, gen)[0]["critic_loss"])
     assert last < first / 10, (first, last)
 
 
@@ -102,7 +102,7 @@ def test_fixed_temperature_stays_and_autotune_moves_it():
         agent = make_agent(autotune=autotune, alpha=0.2, target_entropy=10.0)
         gen = torch.Generator().manual_seed(0)
         for _ in range(20):
-            out = agent.update(*batch, gen)
+            out, _, _ = agent.update(*batch, gen)
         alpha = math.exp(float(agent.log_alpha.detach()))
         if autotune:
             assert alpha > 0.2 * 1.002, alpha  # 20 Adam steps of lr 3e-4 upwards: ~0.6%

@@ -30,6 +30,16 @@ def run_cli():
     return cli
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread, as the pipeline runs its training jobs (`--threads 1`); for tiny
+    tensors torch's thread pool only adds synchronisation on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def rows_without_wall_clock(path: Path) -> list[list[str]]:
     """A CSV's cells minus its wall-clock columns: what must match between equal runs."""
     rows = list(csv.reader(io.StringIO(path.read_text())))

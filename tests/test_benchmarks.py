@@ -175,15 +175,6 @@ def _scheme_with_state(name, g):
 SCHEMES = ["uniform", "age", "policy_distance", "per", "maper", "recall"]
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread, as the pipeline runs its training jobs (`--threads 1`)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.benchmark(group="weighting-sampler")
 @pytest.mark.parametrize("name", SCHEMES)
 def test_bench_weighting_sampling_100k(benchmark, one_thread, name):

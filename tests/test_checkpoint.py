@@ -60,10 +60,20 @@ def _kill_after_checkpoint(out: Path, nth: int, delay: float, args: list[str] = 
 
 @pytest.mark.parametrize(
     "algo, kills",
-    [("pmac", [(1, 0.0), (2, 2.0)]), ("dyna_q_adaptive", [(1, 1.0)]), ("pets", [(1, 0.5)]),
-     ("pdml", [(2, 1.0)]), ("maper", [(2, 1.0)])],
-    ids=["pmac-killed-twice", "dyna_q_adaptive-killed-once", "pets-killed-once",
-         "pdml-killed-once", "maper-killed-once"],  # fmt: skip
+    [
+        ("pmac", [(1, 0.0), (2, 2.0)]),
+        ("dyna_q_adaptive", [(1, 1.0)]),
+        ("pets", [(1, 0.5)]),
+        ("pdml", [(2, 1.0)]),
+        ("maper", [(2, 1.0)]),
+    ],
+    ids=[
+        "pmac-killed-twice",
+        "dyna_q_adaptive-killed-once",
+        "pets-killed-once",
+        "pdml-killed-once",
+        "maper-killed-once",
+    ],  # fmt: skip
 )
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, run_cli, algo, kills):
     args = RUNS[algo]

@@ -30,14 +30,9 @@ CARTPOLE = resolve_env("cartpole")
 STUDY = ("dqn", "dyna_q", "dyna_q_adaptive")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These networks are tiny: a second torch thread only adds synchronisation (on a busy
-    2-core machine, fused Adam took 20 ms a step with 2 threads, 0.1 ms with 1)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# These networks are tiny: a second torch thread only adds synchronisation (on a busy
+# 2-core machine, fused Adam took 20 ms a step with 2 threads, 0.1 ms with 1).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_transitions(seed: int, n: int) -> ReplayBuffer:

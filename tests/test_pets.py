@@ -158,15 +158,6 @@ class _TrueCartPole:
         return nxt, torch.ones(nxt.shape[:-1])
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny tensors: torch's thread pool only adds synchronisation on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _upright(obs, act, next_obs):
     """CartPole-v1's +1 per step gives every sequence that survives the horizon the same
     return (no signal until a fall is already certain), so the planner here scores how

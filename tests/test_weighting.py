@@ -57,8 +57,12 @@ def test_tv_bound_of_known_gaussians():
     z = torch.zeros(1, 1)
     assert gaussian_tv_bound(z, z, z + 1, z).item() == pytest.approx(0.5, abs=1e-7)
     assert gaussian_tv_bound(z, z, z, z + math.log(2)).item() == pytest.approx(0.3988403, 1e-6)
-    two = gaussian_tv_bound(torch.zeros(1, 2), torch.zeros(1, 2),
-                            torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, math.log(2)]]))
+    two = gaussian_tv_bound(
+        torch.zeros(1, 2),
+        torch.zeros(1, 2),
+        torch.tensor([[1.0, 0.0]]),
+        torch.tensor([[0.0, math.log(2)]]),
+    )
     assert two.item() == pytest.approx(0.6395886, rel=1e-6)  # fmt: skip
     # a bound: the exact TV of N(0,1) and N(1,1) is 2 Phi(1/2) - 1 = 0.3829
     assert 2 * stats.norm.cdf(0.5) - 1 < gaussian_tv_bound(z, z, z + 1, z).item()

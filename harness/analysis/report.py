@@ -274,8 +274,8 @@ def report(profile: str, runs_root: Path, agg_root: Path, bench_root: Path, out_
     if not (runs_root / profile).is_dir():
         raise ConfigError(f"runs directory {runs_root / profile} does not exist")
     summary = json.loads((agg_dir / "summary.json").read_text())
-    names = ("claims", "runs", "intervals", "improvement", "steps_to_threshold", "excluded")
-    names += ("published",)
+    names = ("claims", "runs", "intervals", "improvement", "steps_to_threshold", "excluded",
+             "published")  # fmt: skip
     t = {n: _read(agg_dir, n) for n in names}
     fig_dir = out_root / profile / "figures"
     manifest_path = fig_dir / "manifest.json"

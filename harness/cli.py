@@ -19,7 +19,7 @@ from typing import NoReturn
 
 from algorithms.parts.envs import ENV_NAMES, resolve_env
 from algorithms.registry import ALGORITHMS
-from harness.errors import ConfigError
+from harness.errors import ConfigError, read_mapping
 from harness.job.config import PROFILES, load_profile, parse_profile_json, parse_set
 from harness.job.rundir import atomic_write_text
 from harness.job.train import TrainRequest, resolve_run, train
@@ -271,12 +271,10 @@ def report_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--runs {args.runs} does not exist or is not a directory")
     check_out_dir(args.out / args.profile, create=False)
     if args.command != "aggregate":  # read before anything is drawn or written
-        from harness.analysis.runs import read_json
-
         summary = args.aggregate / args.profile / "summary.json"
         if not summary.exists():
             raise ConfigError(f"{summary} missing: run `mbrl-bench aggregate` first")
-        read_json(summary)
+        read_mapping(summary)
     check_out_dir(args.out / args.profile)
     if args.command == "aggregate":
         from harness.analysis.aggregate import aggregate

@@ -370,8 +370,16 @@ def _combined_claims(agg: Aggregation) -> list[dict[str, Any]]:
         )
 
     return [
-        _weakest(agg, claim, f"{PAPER_TITLE}, {section}", exp, comparisons, statistic, figure,
-                 lead(len(comparisons)))  # fmt: skip
+        _weakest(
+            agg,
+            claim,
+            f"{PAPER_TITLE}, {section}",
+            exp,
+            comparisons,
+            statistic,
+            figure,
+            lead(len(comparisons)),
+        )  # fmt: skip
         for claim, section, exp, comparisons, statistic, figure in COMBINED
     ]
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, read_mapping
 
 INCOMPLETE = "incomplete"
 DAMAGED = "damaged"
@@ -46,16 +45,6 @@ NUMERIC = {
 }
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}".splitlines()[0]) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a JSON object")
-    return data
-
-
 @dataclass(frozen=True)
 class Run:
     """One run directory; files are read lazily and cached."""
@@ -67,7 +56,7 @@ class Run:
         """config.json; when it is missing or unreadable, what the path says
         (profile/variant/env/seedN) and the run is damaged."""
         try:
-            data = read_json(self.path / "config.json")
+            data = read_mapping(self.path / "config.json")
             if all(k in data for k in ("algo", "env", "seed", "profile")):
                 int(data["seed"])
                 return data
@@ -90,7 +79,7 @@ class Run:
         if not p.exists():
             return None
         try:
-            data = read_json(p)
+            data = read_mapping(p)
         except ConfigError:
             return {}
         return data if isinstance(data.get("status"), str) else {}
@@ -100,7 +89,7 @@ class Run:
         """provenance.json, or {} when the run has none (or it is unreadable)."""
         p = self.path / "provenance.json"
         try:
-            return read_json(p) if p.exists() else {}
+            return read_mapping(p) if p.exists() else {}
         except ConfigError:
             return {}
 
@@ -138,7 +127,7 @@ class Run:
         """Why the finished run's files cannot be trusted, or None (see the module doc).
         Failed runs are only checked for readable config.json and done.json."""
         try:
-            read_json(self.path / "config.json")
+            read_mapping(self.path / "config.json")
         except ConfigError as exc:
             return "config.json missing" if not (self.path / "config.json").exists() else (
                 f"config.json unreadable ({str(exc).split(': ', 1)[-1]})"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from algorithms.parts.envs import make_env, resolve_env
-from harness.errors import ConfigError
-from harness.job.config import CONFIG_DIR, load_yaml
+from harness.errors import ConfigError, read_mapping
+from harness.job.config import CONFIG_DIR
 
 RANDOM_EPISODES = 100
 RANDOM_SEED = 0
@@ -40,7 +40,7 @@ class EnvScores:
 
 
 def load_scores() -> dict[str, EnvScores]:
-    data = load_yaml(CONFIG_DIR / "scores.yaml")
+    data = read_mapping(CONFIG_DIR / "scores.yaml")
     out = {}
     for env, entry in data.items():
         try:

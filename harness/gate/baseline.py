@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.runs import DAMAGED, INCOMPLETE, Run, discover, read_json
-from harness.errors import ConfigError
+from harness.analysis.runs import DAMAGED, INCOMPLETE, Run, discover
+from harness.errors import ConfigError, read_mapping
 from harness.job import provenance
 from harness.job.rundir import WALL_CLOCK_SUFFIX, atomic_write_json
 
@@ -139,7 +139,7 @@ def _replaceable(out: Path) -> None:
     if not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory")
     marker = out / "provenance.json"
-    if any(out.iterdir()) and not (marker.exists() and read_json(marker).get("kind") == KIND):
+    if any(out.iterdir()) and not (marker.exists() and read_mapping(marker).get("kind") == KIND):
         raise ConfigError(f"--out {out} is a non-empty directory that is not a baseline")
 
 
@@ -227,12 +227,12 @@ def load(path: Path) -> Baseline:
     marker = path / "provenance.json"
     if not marker.is_file():
         raise ConfigError(f"baseline {path} has no provenance.json (not a saved baseline)")
-    meta = read_json(marker)
+    meta = read_mapping(marker)
     if meta.get("kind") != KIND or meta.get("format") != FORMAT:
         raise ConfigError(f"{marker} is not a format-{FORMAT} {KIND}")
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for f in sorted(path.glob("*/*.json")):
-        data = read_json(f)
+        data = read_mapping(f)
         runs = data.get("runs")
         if not isinstance(runs, list) or not all(
             isinstance(r, dict) and all(k in r for k in _RUN_FIELDS) for r in runs

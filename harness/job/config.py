@@ -27,7 +27,7 @@ import yaml
 
 from algorithms.parts.envs import EnvSpec
 from algorithms.registry import ALGORITHMS, Algorithm
-from harness.errors import ConfigError
+from harness.errors import ConfigError, read_mapping
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "config"
@@ -35,21 +35,11 @@ SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 PROFILES = ("smoke", "quick", "paper")
 
 
-def load_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}".splitlines()[0]) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping")
-    return data
-
-
 def load_profile(profile: str) -> dict[str, Any]:
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     path = CONFIG_DIR / f"{profile}.yaml"
-    data = load_yaml(path)
+    data = read_mapping(path)
     validate_profile(data, str(path.relative_to(CONFIG_DIR.parent)))
     return data
 
@@ -58,7 +48,7 @@ def validate_profile(data: dict[str, Any], source: str, *, job: bool = False) ->
     """Check a profile against workflow/schemas/config.schema.yaml (the schema the Snakefile
     validates with): the first violation, with its key path, as a ConfigError. `job`: the
     part one training job needs (`job_profile`), without experiments, stats, resources."""
-    schema = load_yaml(SCHEMA)
+    schema = read_mapping(SCHEMA)
     if job:
         schema["required"] = ["profile", "label", "train"]
     validator = jsonschema.Draft202012Validator(schema)
@@ -117,7 +107,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
 
 def layers(algo: Algorithm, spec: EnvSpec, profile: dict[str, Any]) -> list[tuple[str, dict]]:
     """The override layers (name, {dotted key: value}) for this run, lowest first."""
-    hyper = load_yaml(CONFIG_DIR / "hyperparameters.yaml").get(spec.name) or {}
+    hyper = read_mapping(CONFIG_DIR / "hyperparameters.yaml").get(spec.name) or {}
     train = profile.get("train") or {}
     env_prof = (train.get("env") or {}).get(spec.name) or {}
     return [

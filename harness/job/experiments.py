@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from harness.errors import ConfigError
-from harness.job.config import CONFIG_DIR, load_profile, load_yaml
+from harness.errors import ConfigError, read_mapping
+from harness.job.config import CONFIG_DIR, load_profile
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Job:
 
 
 def load_experiments() -> dict[str, Any]:
-    return load_yaml(CONFIG_DIR / "experiments.yaml")
+    return read_mapping(CONFIG_DIR / "experiments.yaml")
 
 
 def _seeds(value: Any, where: str) -> list[int]:

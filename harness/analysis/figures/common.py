@@ -125,6 +125,21 @@ def subplot_grid(n: int, w: float = 4.2, h: float = 3.2):
     return fig, list(axes.flat[:n])
 
 
+def env_panels(envs: list[str], panel: Callable[[Any, str], bool], skip: str):
+    """The grid of one panel per environment: `panel(ax, env)` draws an environment's data,
+    titles and labels and says whether it drew any; a legend follows. No data in any panel
+    closes the figure and raises Skip(skip)."""
+    fig, axes = subplot_grid(len(envs))
+    found = False
+    for ax, env in zip(axes, envs, strict=True):
+        found = panel(ax, env) or found
+        add_legend(ax)
+    if not found:
+        plt.close(fig)
+        raise Skip(skip)
+    return fig
+
+
 def per_env_figure(
     d: Data,
     exp: str,
@@ -136,23 +151,20 @@ def per_env_figure(
     log: bool = False,
     label_of: Callable[[str], str] | None = None,
 ):
-    envs = d.exp(exp)["envs"]
-    fig, axes = subplot_grid(len(envs))
-    plotted = 0
-    for ax, env in zip(axes, envs, strict=True):
+    def panel(ax, env: str) -> bool:
+        plotted = False
         for v in variants:
             df = d.series(v, env, table, y, where)
             if not df.empty:
                 plot_band(ax, df, "step", y, v, label_of(v) if label_of else None)
-                plotted += 1
+                plotted = True
         ax.set(title=env, xlabel="env steps", ylabel=ylabel)
         if log:
             ax.set_yscale("log")
-        add_legend(ax)
-    if not plotted:
-        plt.close(fig)
-        raise Skip(f"no ok run of {', '.join(variants)} has {table}.csv data")
-    return fig
+        return plotted
+
+    skip = f"no ok run of {', '.join(variants)} has {table}.csv data"
+    return env_panels(d.exp(exp)["envs"], panel, skip)
 
 
 def curves_with_lengths(d: Data, exp: str, variants: list[str], ylabel: str, hlines=(), spans=()):

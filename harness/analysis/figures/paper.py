@@ -12,6 +12,7 @@ from harness.analysis.figures.common import (
     add_legend,
     colour,
     curves_with_lengths,
+    env_panels,
     per_env_figure,
     pick_variants,
     plot_band,
@@ -24,10 +25,9 @@ def fig1_global_local(d: Data):
     """MBPO's one-step error on the whole buffer (global) vs the current policy (local)."""
     exp = "main"
     v = pick_variants(d, exp, ["mbpo"])[0]
-    envs = d.exp(exp)["envs"]
-    fig, axes = subplot_grid(len(envs))
-    found = False
-    for ax, env in zip(axes, envs, strict=True):
+
+    def panel(ax, env: str) -> bool:
+        found = False
         for split, style in (("global", "--"), ("local", "-")):
             df = d.series(v, env, "model", "error", ("split", split))
             if df.empty:
@@ -43,11 +43,9 @@ def fig1_global_local(d: Data):
                 alpha=0.15,
             )
         ax.set(title=env, xlabel="env steps", ylabel="one-step MSE", yscale="log")
-        add_legend(ax)
-    if not found:
-        plt.close(fig)
-        raise Skip("no ok MBPO run has model.csv")
-    return fig
+        return found
+
+    return env_panels(d.exp(exp)["envs"], panel, "no ok MBPO run has model.csv")
 
 
 def fig2_curves(d: Data):
@@ -72,14 +70,15 @@ def iqm_curves(d: Data, exp: str):
         raise Skip(f"no IQM curves for {exp} (no ok runs)")
     df = df[(df["experiment"] == exp) & (df["scale"] == "return")]
     envs = list(dict.fromkeys(df["env"]))
-    fig, axes = subplot_grid(len(envs))
-    for ax, env in zip(axes, envs, strict=True):
+
+    def panel(ax, env: str) -> bool:
         for v, g in df[df["env"] == env].groupby("variant", sort=False):
             ax.plot(g["step"], g["iqm"], color=colour(v), label=f"{v} (n={g['n_seeds'].iloc[0]})")
             ax.fill_between(g["step"], g["ci_low"], g["ci_high"], color=colour(v), alpha=0.2)
         ax.set(title=env, xlabel="env steps", ylabel="return (IQM, 95% CI)")
-        add_legend(ax)
-    return fig
+        return True
+
+    return env_panels(envs, panel, f"no IQM curves for {exp} (no ok runs)")
 
 
 def fig3abc_one_step(d: Data):
@@ -112,28 +111,22 @@ def model_reward_error(d: Data):
 def fig3d_compounding(d: Data):
     """h-step error vs h, each run's mean over its evaluations, then mean +- std over seeds."""
     exp = "main"
-    variants, envs = pick_variants(d, exp, ["pmac", "mbpo"]), d.exp(exp)["envs"]
-    fig, axes = subplot_grid(len(envs))
-    found = False
-    for ax, env in zip(axes, envs, strict=True):
+    variants = pick_variants(d, exp, ["pmac", "mbpo"])
+
+    def panel(ax, env: str) -> bool:
+        found = False
         for v in variants:
             df = d.series(v, env, "compounding", "error")
             if df.empty:
                 continue
             found = True
-            plot_band(
-                ax,
-                df.groupby(["seed", "horizon"], as_index=False)["error"].mean(),
-                "horizon",
-                "error",
-                v,
-            )
+            per_seed = df.groupby(["seed", "horizon"], as_index=False)["error"].mean()
+            plot_band(ax, per_seed, "horizon", "error", v)
         ax.set(title=env, xlabel="rollout step h", ylabel="compounding error (L2)")
-        add_legend(ax)
-    if not found:
-        plt.close(fig)
-        raise Skip("no ok PMAC/MBPO run has compounding.csv")
-    return fig
+        return found
+
+    skip = "no ok PMAC/MBPO run has compounding.csv"
+    return env_panels(d.exp(exp)["envs"], panel, skip)
 
 
 def fig3ef_visitation(d: Data):
@@ -284,10 +277,10 @@ def figc2_alpha(d: Data):
 def coadaptation_gap(d: Data):
     """Model return minus real return over the longest diagnosed horizon, over training."""
     exp = "main"
-    variants, envs = pick_variants(d, exp, ["pmac", "mbpo"]), d.exp(exp)["envs"]
-    fig, axes = subplot_grid(len(envs))
-    found = False
-    for ax, env in zip(axes, envs, strict=True):
+    variants = pick_variants(d, exp, ["pmac", "mbpo"])
+
+    def panel(ax, env: str) -> bool:
+        found = False
         for v in variants:
             df = d.series(v, env, "coadaptation", "model_return")
             if df.empty:
@@ -299,11 +292,10 @@ def coadaptation_gap(d: Data):
             plot_band(ax, per_seed, "step", "gap", v)
         ax.axhline(0, color="0.5", lw=0.8)
         ax.set(title=env, xlabel="env steps", ylabel="model - real return (longest h)")
-        add_legend(ax)
-    if not found:
-        plt.close(fig)
-        raise Skip("no ok PMAC/MBPO run has coadaptation.csv")
-    return fig
+        return found
+
+    skip = "no ok PMAC/MBPO run has coadaptation.csv"
+    return env_panels(d.exp(exp)["envs"], panel, skip)
 
 
 def _fixed_horizon(run: Run) -> int | None:

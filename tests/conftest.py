@@ -12,8 +12,9 @@ from harness.job.rundir import WALL_CLOCK_SUFFIX
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Tests measure behaviour, not speed: keep torch on the machine's 2 cores, no oversubscription.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Tests measure behaviour, not speed: keep torch on the machine's 2 cores, no oversubscription;
+# an explicit OMP_NUM_THREADS (`make bench` sets 1, as the pipeline's jobs run) wins.
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1)))
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:

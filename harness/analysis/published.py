@@ -74,7 +74,9 @@ def published_table(
         mean = np.interp(steps, pub["step"], pub["return_mean"])
         std = np.interp(steps, pub["step"], pub["return_std"])
         runs = ok[(ok["variant"] == variant) & (ok["env"] == env)]
-        lengths = runs.groupby("step")["length"].mean()
+        # By label: an empty groupby's index is not numeric, and Series.get would then read
+        # integer steps as positions.
+        lengths = runs.groupby("step")["length"].mean().reindex(steps).to_numpy(dtype=float)
         for k, (_, r) in enumerate(mine.iterrows()):
             rows.append(
                 {
@@ -85,7 +87,7 @@ def published_table(
                     "iqm": r["iqm"],
                     "ci_low": r["ci_low"],
                     "ci_high": r["ci_high"],
-                    "mean_length": float(lengths.get(r["step"], np.nan)),
+                    "mean_length": float(lengths[k]),
                     "published_mean": float(mean[k]),
                     "published_std": float(std[k]),
                     "source": f"results/reference/published/{variant}_{env}.csv",

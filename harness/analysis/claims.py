@@ -379,7 +379,7 @@ def _combined_claims(agg: Aggregation) -> list[dict[str, Any]]:
             statistic,
             figure,
             lead(len(comparisons)),
-        )  # fmt: skip
+        )
         for claim, section, exp, comparisons, statistic, figure in COMBINED
     ]
 

@@ -1,6 +1,7 @@
 """The one error type of the harness: bad user input (an unknown name, a malformed or
 invalid value, a missing or corrupt file). `harness.cli` prints it as one line on stderr
-and exits with code 2, before anything is written to the results tree."""
+and exits with code 2, before anything is written to the results tree. Beside it, the one
+reader of the JSON and YAML mappings the harness loads, whose failures are that error."""
 
 from __future__ import annotations
 

@@ -8,8 +8,17 @@ need neither, so install it beside the venv without dependencies:
     .venv/bin/pip install --target /tmp/mbrl --no-deps mbrl==0.2.0 omegaconf==2.3.0 \
         hydra-core==1.3.2 antlr4-python3-runtime==4.9.3 termcolor tqdm imageio
     PYTHONPATH=/tmp/mbrl .venv/bin/python scripts/vs_mbrllib.py
+
+MBPO end to end cannot alternate in one process: `mbpo ours` and `mbpo mbrllib` run one
+library each; start the two together, one per core:
+
+    export PYTHONPATH=$PWD:/tmp/mbrl OMP_NUM_THREADS=1
+    taskset -c 0 .venv/bin/python scripts/vs_mbrllib.py mbpo ours &
+    taskset -c 1 .venv/bin/python scripts/vs_mbrllib.py mbpo mbrllib
 """
 
+import sys
+import tempfile
 import time
 import types
 
@@ -136,9 +145,150 @@ def pets() -> None:
            rounds=3, calls=1, warm=1)  # fmt: skip
 
 
+# Hopper MBPO end to end: env steps/s over the 750 steps from just before the 2nd model fit
+# after warm-up to just before the 5th (fits 2-4, their rollouts and 15,000 SAC updates).
+FIT, FIRST, LAST = 250, 2, 5
+
+
+class _Window:
+    """Time stamps per env step and (step, seconds, epochs) per model fit and per rollout;
+    `report` sums them over the window between the steps that trigger fits FIRST and LAST."""
+
+    def __init__(self) -> None:
+        self.stamps: dict[int, float] = {}
+        self.fits: list[tuple[int, float, int]] = []
+        self.rollouts: list[tuple[int, float]] = []
+
+    def report(self, name: str, first_fit_step: int) -> None:
+        a, b = (first_fit_step + (k - 1) * FIT for k in (FIRST, LAST))
+        wall = self.stamps[b] - self.stamps[a]
+        fits = [(sec, ep) for i, sec, ep in self.fits if a <= i < b]
+        fit_s, roll_s = sum(f[0] for f in fits), sum(r for i, r in self.rollouts if a <= i < b)
+        print(f"MBPO hopper {name}: {(b - a) / wall:.2f} env steps/s over fits {FIRST}-{LAST}: "
+              f"{wall:.0f} s = model fits {fit_s:.0f} s ({[f[1] for f in fits]} epochs) + "
+              f"rollouts {roll_s:.1f} s + SAC updates, env and the rest "
+              f"{wall - fit_s - roll_s:.0f} s")  # fmt: skip
+
+
+def _ours(w: _Window) -> None:
+    from algorithms import mbpo
+    from algorithms.parts.envs import resolve_env
+    from algorithms.sac import SACConfig
+
+    class Clock:  # the loop's Recorder: progress(t) comes after step t's updates
+        def progress(self, step, total, last):
+            w.stamps[step] = time.perf_counter()
+
+        def train(self, row):  # a fit's row: at the step t after the one stamped t - 1
+            if "model_epochs" in row:
+                w.fits.append((row["step"] - 1, row["model_train_wall_s"], row["model_epochs"]))
+                w.rollouts.append((row["step"] - 1, row["rollout_wall_s"]))
+
+        def eval(self, *a): ...
+        def log(self, msg): ...
+        def table(self, name, rows): ...
+
+    cfg = mbpo.MBPOConfig(
+        total_steps=5000 + (LAST - 1) * FIT, eval_every=10**9, sac=SACConfig(target_entropy=-1)
+    )
+    mbpo.train(cfg, resolve_env("hopper"), seed_everything(0), CPU, Clock())
+    w.report("ours", 5000 - 1)  # progress(4999) precedes step 5000, which triggers fit 1
+
+
+class _WindowDone(Exception):
+    pass
+
+
+def _theirs(w: _Window) -> None:
+    import mbrl.util.common
+    import omegaconf
+    from mbrl.algorithms import mbpo
+    from mbrl.env.termination_fns import hopper
+
+    # Their 5,000 warm-up steps come first; then loop step 249 triggers fit 1 (there is no fit
+    # at the warm-up's end).
+    first = 5000 + FIT - 1
+    env, test_env = gym.make("Hopper-v5"), gym.make("Hopper-v5")
+    env.reset(seed=0)
+    step, train = env.step, mbrl.models.ModelTrainer.train
+    fit = mbrl.util.common.train_model_and_save_model_and_data
+    rollout = mbpo.rollout_model_and_populate_sac_buffer
+
+    def timed_step(action):  # the stamp of step i is len(stamps) when it is called
+        if len(w.stamps) > first + (LAST - 1) * FIT:
+            raise _WindowDone
+        w.stamps[len(w.stamps)] = time.perf_counter()
+        return step(action)
+
+    epochs: list[int] = []
+
+    def counted_train(self, *a, **k):  # returns (train losses, val scores), one per epoch
+        out = train(self, *a, **k)
+        epochs.append(len(out[0]))
+        return out
+
+    def timed(f, into):
+        def g(*a, **k):
+            start = time.perf_counter()
+            out = f(*a, **k)
+            into(len(w.stamps) - 1, time.perf_counter() - start, out)
+            return out
+
+        return g
+
+    mbrl.models.ModelTrainer.train = counted_train
+    mbrl.util.common.train_model_and_save_model_and_data = timed(
+        fit, lambda i, sec, _: w.fits.append((i, sec, epochs[-1]))
+    )
+    mbpo.rollout_model_and_populate_sac_buffer = timed(
+        rollout, lambda i, sec, _: w.rollouts.append((i, sec))
+    )
+    mbpo.evaluate = lambda *a, **k: -np.inf  # no episode, no "best" checkpoint
+    env.step = timed_step
+
+    conf = "/".join((mbpo.__file__.rsplit("/", 2)[0], "examples", "conf"))
+    load = omegaconf.OmegaConf.load
+    cfg = omegaconf.OmegaConf.create({
+        "seed": 0, "device": "cpu", "log_frequency_agent": 10**9, "debug_mode": False,
+        "algorithm": load(f"{conf}/algorithm/mbpo.yaml"),
+        "dynamics_model": load(f"{conf}/dynamics_model/gaussian_mlp_ensemble.yaml"),
+        "overrides": load(f"{conf}/overrides/mbpo_hopper.yaml"),
+    })  # fmt: skip
+    cfg.algorithm.random_initial_explore = True
+    cfg.algorithm.dataset_size = 10**6  # else num_steps: a ring buffer dropping the warm-up
+    cfg.dynamics_model._recursive_ = False  # as hydra 1.0 (their pin): SiLU made inside
+    cfg.algorithm.agent.action_space.update(  # Hopper's box; Box takes no ListConfig
+        {"_target_": "gymnasium.spaces.Box", "low": -1.0, "high": 1.0, "shape": [3]}
+    )
+    cfg.overrides.update({
+        "num_steps": LAST * FIT, "num_sac_updates_per_step": 20, "sac_hidden_size": 256,
+        "sac_automatic_entropy_tuning": True, "sac_target_entropy": -1,
+        "sac_target_update_interval": 1, "model_wd": 0.0, "rollout_schedule": [20, 100, 1, 1],
+    })  # fmt: skip
+    with tempfile.TemporaryDirectory() as work:
+        try:
+            mbpo.train(env, test_env, hopper, cfg, silent=True, work_dir=work)
+        except _WindowDone:
+            pass
+    w.report("mbrl-lib", first)
+
+
+def mbpo(which: str) -> None:
+    """One contender per process: run the two at once, one per core (`taskset -c 0 ...
+    mbpo ours & taskset -c 1 ... mbpo mbrllib`). Settings as jannerm's Hopper where both
+    allow: 5,000 uniform warm-up steps, a fit and 100k one-step rollouts every 250 steps,
+    7 members (5 elites) of 4x200 SiLU, patience 5 (each library's own early-stopping
+    rule), 20 SAC updates per step of 2x256 with a tuned temperature (target entropy -1),
+    batch 256, model data only. Evaluation is off in both."""
+    {"ours": _ours, "mbrllib": _theirs}[which](_Window())
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     seed_everything(0)
-    sac()
-    ensemble()
-    pets()
+    if sys.argv[1:2] == ["mbpo"]:
+        mbpo(sys.argv[2])
+    else:
+        sac()
+        ensemble()
+        pets()

@@ -1,6 +1,7 @@
 """Checkpoint and resume: a run killed with SIGKILL at several points and resumed each time
 ends with the same files as an uninterrupted run (wall-clock columns aside)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.gate.baseline import machines
+from harness.job import provenance
 from harness.job.checkpoint import CHECKPOINT
 from tests.conftest import REPO, rows_without_wall_clock
 
@@ -92,6 +95,13 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, run_cli, algo, ki
         if (ref / name).exists():
             assert rows_without_wall_clock(out / name) == rows_without_wall_clock(ref / name)
     assert (out / "eval.csv").read_bytes() == (ref / "eval.csv").read_bytes()
+    # provenance.json names every process that trained the run, the killed ones first
+    prov = json.loads((out / "provenance.json").read_text())
+    earlier = prov["resumed_from"]
+    assert [p["git_commit"] for p in earlier] == [prov["git_commit"]] * len(kills)
+    assert [p["start_time"] for p in earlier] == sorted(p["start_time"] for p in earlier)
+    assert earlier[-1]["start_time"] <= prov["start_time"]
+    assert "resumed_from" not in json.loads((ref / "provenance.json").read_text())
 
 
 def test_resume_with_another_configuration_is_refused(tmp_path, run_cli):
@@ -105,3 +115,31 @@ def test_resume_with_another_configuration_is_refused(tmp_path, run_cli):
         "(hyperparameters differ); delete its checkpoint.pt to start over, or use another --out"
     ]
     assert (out / "config.json").read_bytes() == before
+
+
+def test_provenance_of_a_run_resumed_under_other_code(tmp_path):
+    """A resume keeps the earlier processes' code versions: the report and the baselines
+    name every commit that trained the run, and a dirty earlier process marks it dirty."""
+    previous = tmp_path / "provenance.json"
+    a, b = "a" * 40, "b" * 40
+    box = {"cpu": "Xeon", "python": "3.11.2", "torch_threads": 1, "packages": {"torch": "2.13.0"}}
+    previous.write_text(json.dumps({"git_commit": a, "git_dirty": True, "start_time": "t0",
+                                    "command": ["mbrl-bench", "train"], **box}))  # fmt: skip
+    prov = provenance.with_history({"git_commit": b, "git_dirty": False}, previous)
+    first = dict.fromkeys(provenance.PROCESS_KEYS) | {"git_commit": a, "git_dirty": True,
+                                                       "start_time": "t0", **box}  # fmt: skip
+    assert prov["resumed_from"] == [first]
+    assert provenance.commits(prov) == [a, b]
+    assert provenance.dirty(prov) is True
+    previous.write_text(json.dumps(prov))  # resumed once more, under the same code as before
+    again = provenance.with_history({"git_commit": b, "git_dirty": False}, previous)
+    assert [p["git_commit"] for p in again["resumed_from"]] == [a, b]
+    assert provenance.commits(again) == [a, b]
+    previous.write_text("{not json")
+    lost = provenance.with_history({"git_commit": b, "git_dirty": False}, previous)
+    assert lost["resumed_from"] == [{"provenance": "missing or unreadable at resume"}]
+    assert provenance.commits(lost) == [b] and provenance.dirty(lost) is None
+    assert provenance.dirty({"git_commit": b, "git_dirty": False}) is False
+    # `--auto` sees each process's machine: a lost record is an unknown machine
+    assert machines(prov) == [box, None]  # the test's record of the resuming process has none
+    assert machines(lost)[0] is None

@@ -25,6 +25,7 @@ from harness.analysis.numbers import fmt
 from harness.analysis.runs import discover
 from harness.analysis.stats import MIN_SEEDS
 from harness.errors import ConfigError
+from harness.job import provenance
 from harness.job.rundir import atomic_write_text
 
 CSS = """
@@ -222,8 +223,8 @@ def runs_with_provenance(runs_root: Path, profile: str, runs: pd.DataFrame) -> p
                 "mean length": r.get("final_length", math.nan),
                 "normalised": r["final_normalised"],
                 "wall s": r["wall_s"],
-                "commit": str(p.get("git_commit") or "")[:10],
-                "dirty": p.get("git_dirty", ""),
+                "commit": " + ".join(c[:10] for c in provenance.commits(p)) if p else "",
+                "dirty": provenance.dirty(p) if p else "",
                 "torch": pk.get("torch", ""),
                 "gymnasium": pk.get("gymnasium", ""),
                 "mujoco": pk.get("mujoco", ""),

@@ -21,6 +21,7 @@ from harness.analysis import stats
 from harness.analysis.runs import Run, discover
 from harness.analysis.scores import EnvScores, load_scores
 from harness.errors import ConfigError
+from harness.job import provenance
 from harness.job.config import load_profile
 from harness.job.experiments import Job, experiment_jobs, load_experiments
 
@@ -128,8 +129,8 @@ class Aggregation:
                     else math.nan,
                     "compounding_error": run.mean_of("compounding", "error") if run else math.nan,
                     "wall_s": float(done.get("wall_s", math.nan)),
-                    "git_commit": prov.get("git_commit", ""),
-                    "git_dirty": prov.get("git_dirty", ""),
+                    "git_commit": " + ".join(provenance.commits(prov)) if prov else "",
+                    "git_dirty": provenance.dirty(prov) if prov else "",
                     "path": str(run.path) if run else "",
                 }
             )

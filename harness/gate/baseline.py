@@ -65,6 +65,11 @@ def machine(prov: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: prov[k] for k in MACHINE_KEYS}
 
 
+def machines(prov: dict[str, Any] | None) -> list[dict[str, Any] | None]:
+    """`machine` of every process that trained the run (a resumed run may have moved)."""
+    return [machine(p) for p in provenance.processes(prov or {})]
+
+
 def _number(value: Any) -> float | None:
     """A finite float, or None (JSON has no NaN)."""
     try:
@@ -172,9 +177,9 @@ def save(runs_root: Path, out: Path, command: list[str]) -> tuple[Path, int]:
         "source": str(runs_root),
         "saved": provenance.now(),
         "saved_by": {**provenance.git_state(), "command": command},
-        "run_git_commits": sorted({str(p.get("git_commit")) for p in provs}),
-        "run_git_dirty": any(bool(p.get("git_dirty")) for p in provs),
-        "machines": distinct([machine(p) for p in provs]),
+        "run_git_commits": sorted({c for p in provs for c in provenance.commits(p)}),
+        "run_git_dirty": any(bool(provenance.dirty(p)) for p in provs),
+        "machines": distinct([m for p in provs for m in machines(p)]),
     }
     _write_replacing(out, meta, files)
     return out, len(runs)

@@ -34,7 +34,7 @@ from harness.analysis.runs import DAMAGED, INCOMPLETE, Run, discover
 from harness.analysis.stats import iqm
 from harness.errors import ConfigError
 from harness.gate import checkreport, twosample
-from harness.gate.baseline import METRICS, Baseline, distinct, file_hashes, load, machine
+from harness.gate.baseline import METRICS, Baseline, distinct, file_hashes, load, machines
 from harness.gate.findings import (
     IMPROVEMENT,
     PASS,
@@ -179,7 +179,7 @@ def choose_mode(baseline: Baseline, runs: list[Run], exact: bool, auto: bool) ->
     if not auto:
         return "statistical", "default mode (--exact or --auto for byte-identical checks)"
     base = baseline.meta.get("machines") or [None]
-    cand = distinct([machine(r.provenance) for r in runs])
+    cand = distinct([m for r in runs for m in machines(r.provenance)])
     if len(base) != 1 or base[0] is None:
         return (
             "statistical",

@@ -81,5 +81,44 @@ def collect(device: torch.device, config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# What a resumed run keeps of each earlier process: provenance.json is rewritten by every
+# process that trains the run, so without this a run resumed under other code would name
+# only the last commit.
+PROCESS_KEYS = ("git_commit", "git_dirty", "lock_file_sha256", "packages", "python", "platform",
+                "cpu", "torch_threads", "device", "start_time")  # fmt: skip
+
+
+def with_history(prov: dict[str, Any], previous: Path) -> dict[str, Any]:
+    """`prov` for a process resuming a run whose last provenance is `previous`: adds
+    `resumed_from`, the earlier processes oldest first (each one's PROCESS_KEYS)."""
+    try:
+        old = json.loads(previous.read_text())
+    except (OSError, ValueError):
+        old = None
+    if not isinstance(old, dict):
+        earlier = [{"provenance": "missing or unreadable at resume"}]
+    else:
+        earlier = [*old.get("resumed_from", []), {k: old.get(k) for k in PROCESS_KEYS}]
+    return {**prov, "resumed_from": earlier}
+
+
+def processes(prov: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every process that trained the run, oldest first (one unless it was resumed)."""
+    return [*prov.get("resumed_from", []), prov]
+
+
+def commits(prov: dict[str, Any]) -> list[str]:
+    """The distinct known commits whose code trained the run, oldest first."""
+    known = (p.get("git_commit") for p in processes(prov))
+    return list(dict.fromkeys(str(c) for c in known if c))
+
+
+def dirty(prov: dict[str, Any]) -> bool | None:
+    """True if any process that trained the run had uncommitted changes; None if none had
+    but some process's state is unknown (no git); else False."""
+    flags = [p.get("git_dirty") for p in processes(prov)]
+    return True if any(flags) else None if None in flags else False
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")

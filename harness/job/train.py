@@ -138,6 +138,8 @@ def _train_locked(req, algo, spec, profile, cfg, config, device, rec, ckpt) -> i
     _keep_freed_memory()
     atomic_write_json(out / "config.json", config)
     prov = provenance.collect(device, config)
+    if ckpt.path.exists():  # a resume: keep the earlier processes' code versions
+        prov = provenance.with_history(prov, out / "provenance.json")
     atomic_write_json(out / "provenance.json", prov)
 
     if not ckpt.path.exists():  # a fresh start: drop rows of an earlier, killed attempt

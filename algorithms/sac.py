@@ -52,6 +52,10 @@ class SACConfig:
     autotune: bool = True
     alpha: float = 1.0
     init: Init = "torch"  # weight init (algorithms.parts.nets); softlearning/pranz24: "glorot"
+    # Which critics the actor's loss sees (ledger #28): False, the stepped ones (pranz24 as in
+    # mbrl-lib, SB3, CleanRL); True, the ones before their step, with the actor stepped first
+    # (Xingyu-Lin/mbpo_pytorch, the PMAC paper's code base).
+    actor_first: bool = False
 
     def __post_init__(self) -> None:
         for name in ("hidden", "layers", "batch_size"):
@@ -167,17 +171,13 @@ class SACAgent(nn.Module):
             y = rew + cfg.gamma * (1.0 - done) * (q_next - alpha * next_logp)  # [B]
         q = self.q_values(obs, act)  # [2, B]
         critic_loss = (q - y).pow(2).mean(1).sum()  # sum of the twin MSEs
+        if cfg.actor_first:
+            actor_loss, logp = self._actor_step(obs, alpha, generator)
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()
-
-        new_act, logp = self.actor.sample(obs, generator)
-        q_pi = self.q_values(obs, new_act).min(0).values
-        actor_loss = (alpha * logp - q_pi).mean()
-        grads = torch.autograd.grad(actor_loss, self._actor_params)
-        for p, g in zip(self._actor_params, grads, strict=True):
-            p.grad = g
-        self.actor_opt.step()
+        if not cfg.actor_first:
+            actor_loss, logp = self._actor_step(obs, alpha, generator)
 
         if cfg.autotune:
             alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
@@ -195,6 +195,20 @@ class SACAgent(nn.Module):
             "q_mean": q.detach().mean(),
         }
         return stats, q.detach(), y
+
+    def _actor_step(
+        self, obs: torch.Tensor, alpha: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One Adam step of the actor against the critics as they are now; returns the loss
+        and the log-probabilities [B] of its sampled actions (for the temperature)."""
+        new_act, logp = self.actor.sample(obs, generator)
+        q_pi = self.q_values(obs, new_act).min(0).values
+        actor_loss = (alpha * logp - q_pi).mean()
+        grads = torch.autograd.grad(actor_loss, self._actor_params)  # the critics get none
+        for p, g in zip(self._actor_params, grads, strict=True):
+            p.grad = g
+        self.actor_opt.step()
+        return actor_loss, logp
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ def test_paper_profile_counts():
     assert len(exps["main"]) == 4 * 6 * 5  # PMAC, MBPO, PETS, SAC x 6 envs x 5 seeds
     assert len(exps["alpha_sweep"]) == 7 * 5  # 6 alphas + MBPO's uniform weighting
     assert len(exps["cartpole"]) == 6 * 20
-    assert len(exps["fidelity"]) == 5 * 5  # jannerm's defaults + 4 suspects on Hopper
+    assert len(exps["fidelity"]) == 6 * 5  # jannerm's defaults + 5 suspects on Hopper
     assert len(exps["weighting"]) == 6 * 2 * 5  # 6 schemes on Hopper and Walker2d (Fig. 3g/h)
 
 
@@ -38,6 +38,7 @@ def test_fidelity_variants_set_the_suspects_switches():
     assert sets["mbpo_ramp"] == {"update_ramp": 5}
     assert sets["mbpo_refinit"] == {"sac.init": "glorot", "model.init": "truncated_normal"}
     assert sets["mbpo_patience6"] == {"model.patience": 6}
+    assert sets["mbpo_actorfirst"] == {"sac.actor_first": True}
 
 
 def test_set_args_round_trip_through_parse_set():

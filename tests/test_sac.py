@@ -129,3 +129,25 @@ def test_reference_initialisations():
             assert w.abs().max() <= 2 * std and w.std() == pytest.approx(0.880 * std, rel=0.02)
     with pytest.raises(ValueError, match="init must be one of"):
         EnsembleLinear(1, 2, 3, "xavier")
+
+
+def test_actor_first_steps_the_actor_against_the_critics_before_their_step():
+    """sac.actor_first (mbpo_pytorch's order, ledger #28): the critics' step is the default's
+    exactly, and the actor's step is the one the default order takes when the critics do
+    not move (critic learning rate 0); with moving critics the two orders differ."""
+    batch = (torch.randn(256, 5), torch.rand(256, 2), torch.randn(256), torch.randn(256, 5),
+             torch.zeros(256))  # fmt: skip
+    first, default, frozen = make_agent(actor_first=True), make_agent(), make_agent()
+    for group in frozen.critic_opt.param_groups:
+        group["lr"] = 0.0
+    for agent in (first, default, frozen):
+        agent.update(*batch, torch.Generator().manual_seed(0))
+
+    def params(module):
+        return torch.cat([p.detach().flatten() for p in module.parameters()])
+
+    assert torch.equal(params(first.critic), params(default.critic))
+    assert not torch.equal(params(first.critic), params(frozen.critic))  # the critics moved
+    assert torch.equal(params(first.actor), params(frozen.actor))
+    assert not torch.equal(params(first.actor), params(default.actor))
+    assert torch.equal(first.log_alpha, default.log_alpha)  # same samples, same temperature

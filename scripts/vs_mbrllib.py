@@ -231,17 +231,17 @@ def _theirs(w: _Window) -> None:
         def g(*a, **k):
             start = time.perf_counter()
             out = f(*a, **k)
-            into(len(w.stamps) - 1, time.perf_counter() - start, out)
+            into(len(w.stamps) - 1, time.perf_counter() - start)
             return out
 
         return g
 
     mbrl.models.ModelTrainer.train = counted_train
     mbrl.util.common.train_model_and_save_model_and_data = timed(
-        fit, lambda i, sec, _: w.fits.append((i, sec, epochs[-1]))
+        fit, lambda i, sec: w.fits.append((i, sec, epochs[-1]))
     )
     mbpo.rollout_model_and_populate_sac_buffer = timed(
-        rollout, lambda i, sec, _: w.rollouts.append((i, sec))
+        rollout, lambda i, sec: w.rollouts.append((i, sec))
     )
     mbpo.evaluate = lambda *a, **k: -np.inf  # no episode, no "best" checkpoint
     env.step = timed_step

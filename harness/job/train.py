@@ -137,12 +137,13 @@ def _train_locked(req, algo, spec, profile, cfg, config, device, rec, ckpt) -> i
         torch.set_num_threads(threads)
     _keep_freed_memory()
     atomic_write_json(out / "config.json", config)
+    resuming = ckpt.path.exists()
     prov = provenance.collect(device, config)
-    if ckpt.path.exists():  # a resume: keep the earlier processes' code versions
+    if resuming:  # keep the earlier processes' code versions
         prov = provenance.with_history(prov, out / "provenance.json")
     atomic_write_json(out / "provenance.json", prov)
 
-    if not ckpt.path.exists():  # a fresh start: drop rows of an earlier, killed attempt
+    if not resuming:  # a fresh start: drop rows of an earlier, killed attempt
         for stale in RUN_CSVS:
             (out / stale).unlink(missing_ok=True)
         rec.log(f"profile: {profile['label']}")

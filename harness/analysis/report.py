@@ -225,6 +225,7 @@ def runs_with_provenance(runs_root: Path, profile: str, runs: pd.DataFrame) -> p
                 "wall s": r["wall_s"],
                 "commit": " + ".join(c[:10] for c in provenance.commits(p)) if p else "",
                 "dirty": provenance.dirty(p) if p else "",
+                "cpu": " + ".join(provenance.distinct(p, "cpu")) if p else "",
                 "torch": pk.get("torch", ""),
                 "gymnasium": pk.get("gymnasium", ""),
                 "mujoco": pk.get("mujoco", ""),

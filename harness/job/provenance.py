@@ -107,10 +107,16 @@ def processes(prov: dict[str, Any]) -> list[dict[str, Any]]:
     return [*prov.get("resumed_from", []), prov]
 
 
+def distinct(prov: dict[str, Any], key: str) -> list[str]:
+    """The distinct known values of one of PROCESS_KEYS over the processes that trained the
+    run, oldest first: e.g. its commits, or its CPU models (a seed's numbers depend on both)."""
+    known = (p.get(key) for p in processes(prov))
+    return list(dict.fromkeys(str(v) for v in known if v))
+
+
 def commits(prov: dict[str, Any]) -> list[str]:
     """The distinct known commits whose code trained the run, oldest first."""
-    known = (p.get("git_commit") for p in processes(prov))
-    return list(dict.fromkeys(str(c) for c in known if c))
+    return distinct(prov, "git_commit")
 
 
 def dirty(prov: dict[str, Any]) -> bool | None:

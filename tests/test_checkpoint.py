@@ -133,6 +133,9 @@ def test_provenance_of_a_run_resumed_under_other_code(tmp_path):
     assert provenance.dirty(prov) is True
     assert provenance.distinct(prov, "cpu") == ["Xeon"]  # the resuming record names none
     assert provenance.distinct(prov | {"cpu": "EPYC"}, "cpu") == ["Xeon", "EPYC"]
+    assert provenance.joined(prov | {"cpu": "EPYC"}, "cpu") == "Xeon + EPYC"  # a table cell
+    assert provenance.joined(prov, "git_commit", width=4) == f"{a[:4]} + {b[:4]}"
+    assert provenance.joined(None, "cpu") == ""
     previous.write_text(json.dumps(prov))  # resumed once more, under the same code as before
     again = provenance.with_history({"git_commit": b, "git_dirty": False}, previous)
     assert [p["git_commit"] for p in again["resumed_from"]] == [a, b]

@@ -129,7 +129,7 @@ class Aggregation:
                     else math.nan,
                     "compounding_error": run.mean_of("compounding", "error") if run else math.nan,
                     "wall_s": float(done.get("wall_s", math.nan)),
-                    "git_commit": " + ".join(provenance.commits(prov)) if prov else "",
+                    "git_commit": provenance.joined(prov, "git_commit"),
                     "git_dirty": provenance.dirty(prov) if prov else "",
                     "path": str(run.path) if run else "",
                 }

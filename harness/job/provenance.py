@@ -114,6 +114,12 @@ def distinct(prov: dict[str, Any], key: str) -> list[str]:
     return list(dict.fromkeys(str(v) for v in known if v))
 
 
+def joined(prov: dict[str, Any] | None, key: str, width: int | None = None) -> str:
+    """`distinct(prov, key)` as one table cell, each value cut to `width` characters:
+    "a + b" for a run resumed on another commit or CPU, "" without provenance."""
+    return " + ".join(v[:width] for v in distinct(prov, key)) if prov else ""
+
+
 def commits(prov: dict[str, Any]) -> list[str]:
     """The distinct known commits whose code trained the run, oldest first."""
     return distinct(prov, "git_commit")

@@ -101,6 +101,8 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, run_cli, algo, ki
     assert [p["git_commit"] for p in earlier] == [prov["git_commit"]] * len(kills)
     assert [p["start_time"] for p in earlier] == sorted(p["start_time"] for p in earlier)
     assert earlier[-1]["start_time"] <= prov["start_time"]
+    # ... and the checkpoint each resuming process started from (the first one started fresh)
+    assert [p["resumed_at_step"] for p in provenance.processes(prov)] == [None, *steps]
     assert "resumed_from" not in json.loads((ref / "provenance.json").read_text())
 
 

@@ -75,6 +75,12 @@ class FileCheckpoint:
         a bad or foreign checkpoint is refused with nothing rewritten."""
         self._payload = self._read()
 
+    @property
+    def preloaded_step(self) -> int | None:
+        """The env step of the checkpoint `preload` read (None without one): where this
+        process resumes the run, recorded in its provenance."""
+        return None if self._payload is None else int(self._payload["loop"].t)
+
     def load(self) -> dict[str, Any] | None:
         payload = self._payload if self._payload is not None else self._read()
         self._payload = None

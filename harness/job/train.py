@@ -139,8 +139,9 @@ def _train_locked(req, algo, spec, profile, cfg, config, device, rec, ckpt) -> i
     atomic_write_json(out / "config.json", config)
     resuming = ckpt.path.exists()
     prov = provenance.collect(device, config)
-    if resuming:  # keep the earlier processes' code versions
+    if resuming:  # keep the earlier processes' code versions, and say where this one starts
         prov = provenance.with_history(prov, out / "provenance.json")
+        prov["resumed_at_step"] = ckpt.preloaded_step
     atomic_write_json(out / "provenance.json", prov)
 
     if not resuming:  # a fresh start: drop rows of an earlier, killed attempt

@@ -5,6 +5,7 @@
 #
 #   scripts/reference_runs.sh run ALGO [SEED...]   # seeds default to 0 1 2; rerun to resume
 #   scripts/reference_runs.sh status               # where every run stands
+#   scripts/reference_runs.sh stop                 # checkpoint every running run and stop it
 #
 # Runs live in $RUNS/quick/ALGO/hopper/seedS (default results/runs/reference30k, git-ignored),
 # logs in $RUNS/logs/. A finished run's CSV/JSON files (no checkpoint) are copied at once to
@@ -55,8 +56,18 @@ status() {
   done
 }
 
+stop() {  # SIGTERM: each run checkpoints at its next episode end and exits 75 (resumable)
+  local pids
+  pids=$(pgrep -f -- "harness.cli train .*--out $RUNS/" || true)
+  [ -n "$pids" ] || { echo "no run under $RUNS is training"; return 0; }
+  kill -TERM $pids
+  while pgrep -f -- "harness.cli train .*--out $RUNS/" > /dev/null; do sleep 2; done
+  status
+}
+
 case ${1:-} in
   run) shift; [ $# -ge 1 ] || { echo "usage: $0 run ALGO [SEED...]" >&2; exit 2; }; run "$@" ;;
   status) status ;;
-  *) echo "usage: $0 run ALGO [SEED...] | status" >&2; exit 2 ;;
+  stop) stop ;;
+  *) echo "usage: $0 run ALGO [SEED...] | status | stop" >&2; exit 2 ;;
 esac

@@ -56,12 +56,11 @@ status() {
   done
 }
 
-stop() {  # SIGTERM: each run checkpoints at its next episode end and exits 75 (resumable)
-  local pids
-  pids=$(pgrep -f -- "harness.cli train .*--out $RUNS/" || true)
-  [ -n "$pids" ] || { echo "no run under $RUNS is training"; return 0; }
-  kill -TERM $pids
-  while pgrep -f -- "harness.cli train .*--out $RUNS/" > /dev/null; do sleep 2; done
+stop() {  # SIGTERM: each run checkpoints at its next episode end and exits 75 (resumable);
+  # repeated until none is left, so a run a lane starts meanwhile is stopped too
+  local pids pattern="harness.cli train .*--out $RUNS/"
+  pgrep -f -- "$pattern" > /dev/null || { echo "no run under $RUNS is training"; return 0; }
+  while pids=$(pgrep -f -- "$pattern"); do kill -TERM $pids 2> /dev/null || true; sleep 2; done
   status
 }
 

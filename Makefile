@@ -23,7 +23,7 @@ reproduce: install
 # stored runs in results/reference/quick/, training nothing -> reports/reference/quick/index.html.
 REF := --profile quick --runs results/reference
 reference-report: install
-	.venv/bin/mbrl-bench aggregate $(REF) --out results/aggregate/reference
+	.venv/bin/mbrl-bench aggregate $(REF) --envs hopper --out results/aggregate/reference
 	.venv/bin/mbrl-bench figures $(REF) --aggregate results/aggregate/reference --out reports/reference
 	.venv/bin/mbrl-bench report $(REF) --aggregate results/aggregate/reference --out reports/reference
 	@echo "report: reports/reference/quick/index.html"

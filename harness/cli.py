@@ -119,6 +119,13 @@ def _add_report_commands(sub) -> None:
                 default=None,
                 help="bootstrap replicates (default: profile's stats.bootstrap_reps)",
             )
+            p.add_argument(
+                "--envs",
+                type=lambda v: [e for e in v.split(",") if e],
+                default=None,
+                help="only these environments (comma-separated) of the profile's experiments, "
+                "e.g. a stored set that covers one environment",
+            )
         else:
             p.add_argument("--aggregate", type=Path, default=Path("results/aggregate"))
             p.add_argument("--out", type=Path, default=Path("reports"))
@@ -281,7 +288,7 @@ def report_command(args: argparse.Namespace) -> int:
 
         if args.reps is not None and args.reps < 1:
             raise ConfigError(f"--reps must be >= 1, got {args.reps}")
-        out = aggregate(args.profile, args.runs, args.out, args.reps)
+        out = aggregate(args.profile, args.runs, args.out, args.reps, args.envs)
     elif args.command == "figures":
         from harness.analysis.figures import figures
 

@@ -310,3 +310,49 @@ def test_area_under_the_curve_by_hand(tmp_path):
     early = agg.matrix("weighting", "pmac", ["inverted_pendulum"], "auc",
                        {"inverted_pendulum": 4000})  # fmt: skip
     assert early.values[0, 0] == pytest.approx(62.5)
+
+
+def test_envs_restrict_the_experiments_to_a_partial_set(tmp_path):
+    """A set of runs on Hopper only (the committed reference set): over the profile's
+    experiments the Hopper-and-Walker2d claims have no seed complete in both and are not
+    computable; restricted with --envs they are judged on Hopper, and experiments with no
+    Hopper job (CartPole) drop out, named as such."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    build(runs, "quick")
+    for walker in (runs / "quick").glob("*/walker2d"):
+        shutil.rmtree(walker)
+    claim = "PMAC: better asymptotic performance than MBPO"
+    whole = pd.read_csv(aggregate("quick", runs, tmp_path / "all", reps=200) / "claims.csv")
+    assert np.isnan(whole.set_index("claim").loc[claim].estimate)  # no seed ok on both envs
+    assert main(["aggregate", "--profile", "quick", "--runs", str(runs), "--envs", "hopper",
+                 "--reps", "200", "--out", str(tmp_path / "hop")]) == 0  # fmt: skip
+    out = tmp_path / "hop" / "quick"
+    claims = pd.read_csv(out / "claims.csv").set_index("claim")
+    assert claims.loc[claim].verdict == stats.SUPPORTED and claims.loc[claim].estimate == 1.0
+    assert "on hopper" in claims.loc[claim].sentence
+    dyna = claims.loc["Dyna-Q reaches a return >= 195 on CartPole at 5K real transitions"]
+    assert "experiment 'cartpole' is not run on hopper" in dyna.sentence
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["envs"] == ["hopper"] and "cartpole" not in summary["experiment_order"]
+    assert {e["envs"] == ["hopper"] for e in summary["experiments"].values()} == {True}
+    # the runs on other environments are out of its scope, not extra runs
+    assert summary["runs_expected"] == summary["runs_found"] == summary["status_counts"]["ok"]
+    assert set(pd.read_csv(out / "runs.csv").env) == {"hopper"}
+    assert json.loads((tmp_path / "all" / "quick" / "summary.json").read_text())["envs"] is None
+    assert main(["report", "--profile", "quick", "--runs", str(runs), "--aggregate",
+                 str(tmp_path / "hop"), "--out", str(tmp_path / "rep")]) == 0  # fmt: skip
+    page = (tmp_path / "rep" / "quick" / "index.html").read_text()
+    assert "(profile quick) | environments: hopper only | budgets: hopper:" in page
+
+
+def test_unknown_env_in_envs_exits_2_with_one_line(tmp_path, capsys):
+    build(tmp_path / "runs", "smoke")
+    out = tmp_path / "agg"
+    assert main(["aggregate", "--profile", "smoke", "--runs", str(tmp_path / "runs"),
+                 "--envs", "inverted_pendulum,walker3", "--out", str(out)]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--envs inverted_pendulum,walker3: walker3 is not an environment of the smoke" in err
+    assert not (out / "smoke" / "summary.json").exists()

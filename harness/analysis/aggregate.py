@@ -267,9 +267,16 @@ def budgets(agg: Aggregation) -> list[dict[str, Any]]:
     return list(out.values())
 
 
-def aggregate(profile: str, runs_root: Path, out_root: Path, reps: int | None = None) -> Path:
-    """Compute and write every table; returns the output directory."""
-    agg = Aggregation(profile, runs_root, reps)
+def aggregate(
+    profile: str,
+    runs_root: Path,
+    out_root: Path,
+    reps: int | None = None,
+    envs: list[str] | None = None,
+) -> Path:
+    """Compute and write every table (with `envs`, of the experiments restricted to those
+    environments); returns the output directory."""
+    agg = Aggregation(profile, runs_root, reps, envs)
     out = out_root / profile
     runs = agg.runs_table()
     tables = {"runs": runs, "curves": agg.curves_table(), **statistics(agg)}
@@ -290,6 +297,7 @@ def aggregate(profile: str, runs_root: Path, out_root: Path, reps: int | None = 
             "bootstrap_seed": stats.SEED,
             "confidence": stats.CONFIDENCE,
             "verdict_rule": stats.VERDICT_RULE,
+            "envs": agg.envs,  # None: every environment of the profile's experiments
             "runs_expected": len(agg.expected()),
             "runs_found": len(agg.runs),
             "status_counts": {k: int(v) for k, v in sorted(counts.items())},

@@ -190,7 +190,8 @@ def _row(claim, source, experiment, statistic, est, region, n, verdict, note="",
 
 def _absent(agg: Aggregation, experiment: str, variants: list[str]) -> str:
     if experiment not in agg.jobs:
-        return f"experiment {experiment!r} is not run in the {agg.profile} profile"
+        where = f"on {', '.join(agg.envs)}" if agg.envs else f"in the {agg.profile} profile"
+        return f"experiment {experiment!r} is not run {where}"
     have = {j.variant for j in agg.jobs[experiment]}
     missing = [v for v in variants if v not in have]
     return f"variants not run: {', '.join(missing)}" if missing else ""

@@ -294,7 +294,9 @@ def report(profile: str, runs_root: Path, agg_root: Path, bench_root: Path, out_
         if not budgets.empty
         else "no runs"
     )
-    banner = f"{summary['label']} (profile {profile}) | budgets: {budget_line}"
+    only = summary.get("envs")
+    scope = f" | environments: {', '.join(only)} only" if only else ""
+    banner = f"{summary['label']} (profile {profile}){scope} | budgets: {budget_line}"
     counts = ", ".join(f"{k}: {v}" for k, v in summary["status_counts"].items())
     claims = t["claims"][
         [

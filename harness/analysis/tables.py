@@ -63,7 +63,13 @@ class Matrix:
 class Aggregation:
     """The runs of one profile, indexed for the statistics."""
 
-    def __init__(self, profile: str, runs_root: Path, reps: int | None = None) -> None:
+    def __init__(
+        self,
+        profile: str,
+        runs_root: Path,
+        reps: int | None = None,
+        envs: Sequence[str] | None = None,
+    ) -> None:
         prof = load_profile(profile)
         self.profile, self.label = profile, prof["label"]
         self.smoke = profile == "smoke"
@@ -71,6 +77,9 @@ class Aggregation:
         if self.reps < 1:
             raise ConfigError(f"{profile}.yaml: stats.bootstrap_reps must be >= 1")
         self.jobs = experiment_jobs(profile)
+        self.envs = None if envs is None else list(envs)
+        if self.envs is not None:
+            self.jobs = _restricted(self.jobs, self.envs, profile)
         self.catalogue = load_experiments()
         self.scores = load_scores()
         root = runs_root / profile
@@ -80,7 +89,8 @@ class Aggregation:
         for run in discover(root):
             if run.profile != profile:
                 raise ConfigError(f"{run.path}: profile {run.profile!r}, expected {profile!r}")
-            self.runs[run.key()] = run
+            if self.envs is None or run.key()[1] in self.envs:
+                self.runs[run.key()] = run
         self._cache: dict[Any, Any] = {}
 
     # --- run tables -------------------------------------------------------------------
@@ -319,6 +329,21 @@ class Aggregation:
             lambda: stats.speedup_interval(steps, a, b, self.reps),
         )
         return est, mf, ms, steps
+
+
+def _restricted(jobs: dict[str, list[Job]], envs: list[str], profile: str) -> dict[str, list[Job]]:
+    """The experiments' jobs on `envs` only, experiments with none dropped: a claim over an
+    experiment's environments is then judged on these (a partial set such as the Hopper
+    reference runs), instead of being not computable for want of the others."""
+    known = {j.env for js in jobs.values() for j in js}
+    unknown = [e for e in envs if e not in known]
+    if unknown or not envs:
+        raise ConfigError(
+            f"--envs {','.join(envs)}: {', '.join(unknown) or 'empty'} is not an environment of "
+            f"the {profile} profile's experiments ({', '.join(sorted(known))})"
+        )
+    kept = {e: [j for j in js if j.env in envs] for e, js in jobs.items()}
+    return {e: js for e, js in kept.items() if js}
 
 
 CURVE_COLUMNS = ["variant", "env", "seed", "status", "step", "return", "length", "normalised"]

@@ -13,6 +13,7 @@ from runfixtures import build, length_at
 from harness.analysis import claims as cl
 from harness.analysis import stats
 from harness.analysis.aggregate import aggregate, profile_taus
+from harness.analysis.figures.common import Data
 from harness.analysis.stats import Estimate, Region
 from harness.analysis.tables import Aggregation
 from harness.cli import main
@@ -340,6 +341,8 @@ def test_envs_restrict_the_experiments_to_a_partial_set(tmp_path):
     # the runs on other environments are out of its scope, not extra runs
     assert summary["runs_expected"] == summary["runs_found"] == summary["status_counts"]["ok"]
     assert set(pd.read_csv(out / "runs.csv").env) == {"hopper"}
+    assert {env for _, env, _ in Data("quick", runs, tmp_path / "hop").runs} == {"hopper"}
+    assert "cartpole" in {env for _, env, _ in Data("quick", runs, tmp_path / "all").runs}
     assert json.loads((tmp_path / "all" / "quick" / "summary.json").read_text())["envs"] is None
     assert main(["report", "--profile", "quick", "--runs", str(runs), "--aggregate",
                  str(tmp_path / "hop"), "--out", str(tmp_path / "rep")]) == 0  # fmt: skip

@@ -56,7 +56,8 @@ class Data:
         root = runs_root / profile
         if not root.is_dir():
             raise ConfigError(f"runs directory {root} does not exist")
-        self.runs = {r.key(): r for r in discover(root) if r.ok}
+        only = self.summary.get("envs")  # `aggregate --envs`: other environments out of scope
+        self.runs = {r.key(): r for r in discover(root) if r.ok and (not only or r.env in only)}
         self.experiments = self.summary["experiments"]
         self.notes: list[str] = []  # what the figure being drawn leaves out, and why
 

@@ -56,11 +56,17 @@ status() {
   done
 }
 
-stop() {  # SIGTERM: each run checkpoints at its next episode end and exits 75 (resumable);
-  # repeated until none is left, so a run a lane starts meanwhile is stopped too
-  local pids pattern="harness.cli train .*--out $RUNS/"
+stop() {  # SIGTERM: each run checkpoints at its next episode end and exits 75 (resumable).
+  # Each process is signalled once (a second SIGTERM while it exits would kill it), and new
+  # ones until none is left, so a run that a lane starts meanwhile is stopped too.
+  local p pids pattern="harness.cli train .*--out $RUNS/" signalled=" "
   pgrep -f -- "$pattern" > /dev/null || { echo "no run under $RUNS is training"; return 0; }
-  while pids=$(pgrep -f -- "$pattern"); do kill -TERM $pids 2> /dev/null || true; sleep 2; done
+  while pids=$(pgrep -f -- "$pattern"); do
+    for p in $pids; do
+      case $signalled in *" $p "*) ;; *) kill -TERM "$p" 2> /dev/null || true; signalled+="$p " ;; esac
+    done
+    sleep 2
+  done
   status
 }
 

@@ -83,8 +83,8 @@ def collect(device: torch.device, config: dict[str, Any]) -> dict[str, Any]:
 
 # What a resumed run keeps of each earlier process: provenance.json is rewritten by every
 # process that trains the run, so without this a run resumed under other code would name
-# only the last commit. `resumed_at_step` (absent for the process that started the run) is
-# the env step of the checkpoint a process resumed from.
+# only the last commit. `resumed_at_step` is the env step of the checkpoint a process resumed
+# from (absent, or null in `resumed_from`, for the process that started the run).
 PROCESS_KEYS = ("git_commit", "git_dirty", "lock_file_sha256", "packages", "python", "platform",
                 "cpu", "torch_threads", "device", "start_time", "resumed_at_step")  # fmt: skip
 

@@ -2,6 +2,7 @@
 verdicts follow the stated rule, and failed or missing runs are listed, never dropped."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -318,8 +319,6 @@ def test_envs_restrict_the_experiments_to_a_partial_set(tmp_path):
     experiments the Hopper-and-Walker2d claims have no seed complete in both and are not
     computable; restricted with --envs they are judged on Hopper, and experiments with no
     Hopper job (CartPole) drop out, named as such."""
-    import shutil
-
     runs = tmp_path / "runs"
     build(runs, "quick")
     for walker in (runs / "quick").glob("*/walker2d"):

@@ -89,7 +89,7 @@ class Aggregation:
         for run in discover(root):
             if run.profile != profile:
                 raise ConfigError(f"{run.path}: profile {run.profile!r}, expected {profile!r}")
-            if self.envs is None or run.key()[1] in self.envs:
+            if self.envs is None or run.env in self.envs:
                 self.runs[run.key()] = run
         self._cache: dict[Any, Any] = {}
 

@@ -37,15 +37,18 @@ test: install lint
 learn-check: install
 	$(PY) -m pytest -q -m slow -s
 
-# Speed: every benchmark case against the stored baseline of this machine's CPU model,
-# results/baselines/bench/<CPU model>/ (fails when a median is more than 50% slower: the
-# machine is shared and noisy; docs/regression.md "Speed baseline"); without one it times the
-# cases and says so. One thread, as the pipeline runs its jobs. `make bench-save` stores this
-# CPU's baseline after a deliberate change.
+# Speed: every benchmark case against the stored baseline of this machine kind,
+# results/baselines/bench/<CPU model>-<torch CPU capability>/ (fails when a median is more than
+# 50% slower: the machine is shared and noisy; docs/regression.md "Speed baseline"); without one
+# it times the cases and says so. The capability (AVX2, AVX512, ...) picks torch's vectorised
+# kernels, so one CPU model name can time differently on two hosts. One thread, as the pipeline
+# runs its jobs. `make bench-save` stores this kind's baseline after a deliberate change.
 BENCH_CPU := $(shell grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 \
 	  | sed -E 's/^ +//; s/[^A-Za-z0-9]+/-/g; s/-$$//')
-BENCH_DIR := results/baselines/bench/$(or $(BENCH_CPU),unknown-cpu)
-BENCH := OMP_NUM_THREADS=1 $(PY) -m pytest -q -m benchmark --benchmark-enable --benchmark-only \
+# Recursive (=): torch is imported only when a bench target expands it, after `install`.
+BENCH_CAP = $(shell $(PY) -c 'import torch; print(torch.backends.cpu.get_cpu_capability())' 2>/dev/null)
+BENCH_DIR = results/baselines/bench/$(or $(BENCH_CPU),unknown-cpu)-$(or $(BENCH_CAP),unknown)
+BENCH = OMP_NUM_THREADS=1 $(PY) -m pytest -q -m benchmark --benchmark-enable --benchmark-only \
 	  --benchmark-storage=file://$(BENCH_DIR) \
 	  --benchmark-columns=min,median,mean,stddev,rounds
 bench: install
@@ -53,7 +56,7 @@ bench: install
 	  echo "speed baseline: $(BENCH_DIR)"; \
 	  $(BENCH) --benchmark-compare --benchmark-compare-fail=median:50%; \
 	else \
-	  echo "no speed baseline for this CPU ($(BENCH_DIR)); timing without a comparison (make bench-save stores one)"; \
+	  echo "no speed baseline for this machine kind ($(BENCH_DIR)); timing without a comparison (make bench-save stores one)"; \
 	  $(BENCH); \
 	fi
 

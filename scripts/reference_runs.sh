@@ -17,6 +17,10 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-$HERE/results/runs/reference30k}
 REF=${REF:-$HERE/results/reference}
 STEPS=${STEPS:-30000}  # env steps per run (the budget of the reference set)
+# torch's vectorised kernels: AVX2 and AVX512 round some operations differently, so a seed
+# repeats its numbers only under the same one (docs/results.md). AVX2 runs on every AMD host
+# we have had, with or without AVX-512; seed 2 of both arms ran under AVX512 (CAPABILITY=avx512).
+CAPABILITY=${CAPABILITY:-avx2}
 
 collect() {  # ALGO SEED: copy a finished run's small files into the reference tree
   local src=$RUNS/quick/$1/hopper/seed$2 dst=$REF/quick/$1/hopper/seed$2
@@ -32,7 +36,8 @@ run() {
   for s in "${seeds[@]}"; do
     local rc out=$RUNS/quick/$algo/hopper/seed$s log=$RUNS/logs/${algo}_s$s.log
     echo "$(date -u +%FT%TZ) start $algo seed $s" >> "$RUNS/logs/lanes.log"
-    if (cd "$HERE" && PYTHONPATH=$HERE nice -n 2 "$HERE/.venv/bin/python" -m harness.cli train \
+    if (cd "$HERE" && PYTHONPATH=$HERE ATEN_CPU_CAPABILITY=$CAPABILITY \
+          nice -n 2 "$HERE/.venv/bin/python" -m harness.cli train \
           --algo "$algo" --env hopper --seed "$s" --profile quick --set total_steps=$STEPS \
           --threads 1 --checkpoint-every 1000 --out "$out" >> "$log" 2>&1); then rc=0; else rc=$?; fi
     if [ $rc -eq 0 ]; then

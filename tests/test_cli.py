@@ -5,6 +5,7 @@ import io
 import json
 
 import pytest
+import torch
 
 from harness.cli import main
 from tests.conftest import rows_without_wall_clock
@@ -162,9 +163,11 @@ def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, 
         "start_time",
         "end_time",
         "torch_threads",
+        "cpu_capability",
     ):
         assert key in prov, key
     assert prov["torch_threads"] == 1
+    assert prov["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
     before = {p.name: p.stat().st_mtime_ns for p in a.iterdir()}
     again = run_cli("train", "--algo", algo, "--env", "inverted_pendulum", "--seed", "3", *TINY,

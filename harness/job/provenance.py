@@ -73,6 +73,9 @@ def collect(device: torch.device, config: dict[str, Any]) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu": _cpu_model(),
+        # torch's vectorised kernels (AVX2, AVX512, ...; ATEN_CPU_CAPABILITY overrides): the
+        # same seed on the same CPU model gives other numbers under another one (docs/results.md)
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
         "command": sys.argv,
@@ -86,7 +89,8 @@ def collect(device: torch.device, config: dict[str, Any]) -> dict[str, Any]:
 # only the last commit. `resumed_at_step` is the env step of the checkpoint a process resumed
 # from (absent, or null in `resumed_from`, for the process that started the run).
 PROCESS_KEYS = ("git_commit", "git_dirty", "lock_file_sha256", "packages", "python", "platform",
-                "cpu", "torch_threads", "device", "start_time", "resumed_at_step")  # fmt: skip
+                "cpu", "cpu_capability", "torch_threads", "device", "start_time",
+                "resumed_at_step")  # fmt: skip
 
 
 def with_history(prov: dict[str, Any], previous: Path) -> dict[str, Any]:

@@ -167,8 +167,8 @@ def _add_gate_parsers(sub) -> None:
     how.add_argument(
         "--auto",
         action="store_true",
-        help="--exact when baseline and candidate runs share CPU model, Python, "
-        "torch threads and library versions, else the statistical check",
+        help="--exact when baseline and candidate runs share CPU model, torch CPU capability, "
+        "Python, torch threads and library versions, else the statistical check",
     )
     chk.add_argument(
         "--alpha",

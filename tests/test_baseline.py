@@ -22,6 +22,7 @@ from harness.job.experiments import experiment_jobs
 
 MACHINE = {
     "cpu": "Test CPU",
+    "cpu_capability": "AVX2",
     "python": "3.11.7",
     "torch_threads": 1,
     "packages": {"torch": "2.13.0+cpu", "numpy": "2.4.6"},
@@ -349,12 +350,30 @@ def test_exact_fails_on_a_missing_or_extra_file(tmp_path, capsys):
 def test_auto_picks_exact_on_the_same_machine_else_statistical(tmp_path, capsys):
     bl, cand = _copy_runs(tmp_path, capsys)
     code, out, _ = gate(capsys, "check", "--auto", "--baseline", bl, "--candidate", cand)
-    assert code == 0 and "mode: **exact**: same CPU model (Test CPU)" in out
+    assert code == 0 and "mode: **exact**: same CPU model (Test CPU, AVX2 kernels)" in out
     other = {**MACHINE, "packages": {"torch": "2.12.0+cpu", "numpy": "2.4.6"}}
     cand2 = write_runs(tmp_path / "cand2", "mbpo", [10, 20, 30], machine=other)
     code, out, _ = gate(capsys, "check", "--auto", "--baseline", bl, "--candidate", cand2)
     assert code == 0 and "mode: **statistical**" in out
     assert "torch 2.13.0+cpu vs 2.12.0+cpu" in out
+    # the same CPU model under other vectorised kernels rounds differently: not exact
+    avx512 = write_runs(tmp_path / "avx512", "mbpo", [10, 20, 30],
+                        machine={**MACHINE, "cpu_capability": "AVX512"})  # fmt: skip
+    code, out, _ = gate(capsys, "check", "--auto", "--baseline", bl, "--candidate", avx512)
+    assert code == 0 and "mode: **statistical**" in out
+    assert "cpu_capability: 'AVX2' vs 'AVX512'" in out
+
+
+def test_auto_is_statistical_against_a_baseline_without_the_cpu_capability(tmp_path, capsys):
+    """A baseline saved before provenance recorded the capability (the committed smoke one)."""
+    bl, cand = _copy_runs(tmp_path, capsys)
+    meta = json.loads((bl / "provenance.json").read_text())
+    meta["machines"] = [{k: v for k, v in m.items() if k != "cpu_capability"}
+                        for m in meta["machines"]]  # fmt: skip
+    (bl / "provenance.json").write_text(json.dumps(meta))
+    code, out, _ = gate(capsys, "check", "--auto", "--baseline", bl, "--candidate", cand)
+    assert code == 0 and "mode: **statistical**" in out
+    assert "none recorded in full (cpu, cpu_capability, python" in out
 
 
 # ---------------------------------------------------------------- bad input

@@ -32,7 +32,9 @@ from harness.job.rundir import WALL_CLOCK_SUFFIX, atomic_write_json
 KIND = "mbrl-bench baseline"
 FORMAT = 1
 METRICS = ("final_return", "auc")  # done.json fields the statistical check compares
-MACHINE_KEYS = ("cpu", "python", "torch_threads", "packages")  # what floating point depends on
+# What floating point depends on; torch's CPU capability picks its vectorised kernels, which
+# round some operations differently (AVX2 against AVX512 on one CPU model: docs/results.md).
+MACHINE_KEYS = ("cpu", "cpu_capability", "python", "torch_threads", "packages")
 
 
 def canonical_csv(path: Path) -> bytes:

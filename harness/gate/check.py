@@ -18,7 +18,8 @@ runs failed (non-finite training: a defect, not noise) than of its baseline runs
 improvement, underpowered, pass in that order. Exact mode (`--exact`, for refactors with
 the same seeds on the same CPU and libraries) requires every candidate CSV to hash like
 the baseline's. `--auto` picks exact mode when the baseline's runs and the candidate's
-were produced by the same CPU model, Python, torch threads and library versions.
+were produced by the same CPU model and torch CPU capability, Python, torch threads and
+library versions.
 """
 
 from __future__ import annotations
@@ -34,7 +35,16 @@ from harness.analysis.runs import DAMAGED, INCOMPLETE, Run, discover
 from harness.analysis.stats import iqm
 from harness.errors import ConfigError
 from harness.gate import checkreport, twosample
-from harness.gate.baseline import METRICS, Baseline, distinct, file_hashes, load, machines
+from harness.gate.baseline import (
+    MACHINE_KEYS,
+    METRICS,
+    Baseline,
+    distinct,
+    file_hashes,
+    load,
+    machine,
+    machines,
+)
 from harness.gate.findings import (
     IMPROVEMENT,
     PASS,
@@ -178,22 +188,23 @@ def choose_mode(baseline: Baseline, runs: list[Run], exact: bool, auto: bool) ->
         return "exact", "--exact requested"
     if not auto:
         return "statistical", "default mode (--exact or --auto for byte-identical checks)"
-    base = baseline.meta.get("machines") or [None]
+    # machine() again on the stored records: a baseline saved before a key was recorded has
+    # no full record (None)
+    base = [machine(m) for m in baseline.meta.get("machines") or [None]]
     cand = distinct([m for r in runs for m in machines(r.provenance)])
+    recorded = f"recorded in full ({', '.join(MACHINE_KEYS)})"
     if len(base) != 1 or base[0] is None:
         return (
             "statistical",
-            f"the baseline's runs come from {len(base)} machine setups or none recorded",
+            f"the baseline's runs come from {len(base)} machine setups or none {recorded}",
         )
     if len(cand) != 1 or cand[0] is None:
         return (
             "statistical",
-            f"the candidate's runs come from {len(cand)} machine setups or none recorded",
+            f"the candidate's runs come from {len(cand)} machine setups or none {recorded}",
         )
     b, c = base[0], cand[0]
-    diffs = [
-        f"{k}: {b[k]!r} vs {c[k]!r}" for k in ("cpu", "python", "torch_threads") if b[k] != c[k]
-    ]
+    diffs = [f"{k}: {b[k]!r} vs {c[k]!r}" for k in MACHINE_KEYS if k != "packages" and b[k] != c[k]]
     pkgs = sorted(set(b["packages"]) | set(c["packages"]))
     diffs += [
         f"{p} {b['packages'].get(p)} vs {c['packages'].get(p)}"
@@ -203,8 +214,8 @@ def choose_mode(baseline: Baseline, runs: list[Run], exact: bool, auto: bool) ->
     if diffs:
         return "statistical", "baseline and candidate differ (" + "; ".join(diffs) + ")"
     return "exact", (
-        f"same CPU model ({b['cpu']}), Python {b['python']}, torch threads "
-        f"{b['torch_threads']} and library versions as the baseline"
+        f"same CPU model ({b['cpu']}, {b['cpu_capability']} kernels), Python {b['python']}, "
+        f"torch threads {b['torch_threads']} and library versions as the baseline"
     )
 
 

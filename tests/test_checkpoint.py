@@ -124,7 +124,8 @@ def test_provenance_of_a_run_resumed_under_other_code(tmp_path):
     name every commit that trained the run, and a dirty earlier process marks it dirty."""
     previous = tmp_path / "provenance.json"
     a, b = "a" * 40, "b" * 40
-    box = {"cpu": "Xeon", "python": "3.11.2", "torch_threads": 1, "packages": {"torch": "2.13.0"}}
+    box = {"cpu": "Xeon", "cpu_capability": "AVX512", "python": "3.11.2", "torch_threads": 1,
+           "packages": {"torch": "2.13.0"}}  # fmt: skip
     previous.write_text(json.dumps({"git_commit": a, "git_dirty": True, "start_time": "t0",
                                     "command": ["mbrl-bench", "train"], **box}))  # fmt: skip
     prov = provenance.with_history({"git_commit": b, "git_dirty": False}, previous)
@@ -150,3 +151,7 @@ def test_provenance_of_a_run_resumed_under_other_code(tmp_path):
     # `--auto` sees each process's machine: a lost record is an unknown machine
     assert machines(prov) == [box, None]  # the test's record of the resuming process has none
     assert machines(lost)[0] is None
+    # a process recorded before the CPU capability was kept: its machine is unknown too
+    previous.write_text(json.dumps({**box, "cpu_capability": None, "git_commit": a}))
+    older = provenance.with_history({"git_commit": b, **box}, previous)
+    assert machines(older) == [None, box]

@@ -61,8 +61,9 @@ def file_hashes(run: Run) -> dict[str, str]:
 
 
 def machine(prov: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The part of a run's provenance that floating-point results depend on."""
-    if not prov or any(k not in prov for k in MACHINE_KEYS):
+    """The part of a run's provenance that floating-point results depend on; None when any of
+    it is not recorded (absent, or null as in a `resumed_from` entry written before it was)."""
+    if not prov or any(prov.get(k) is None for k in MACHINE_KEYS):
         return None
     return {k: prov[k] for k in MACHINE_KEYS}
 

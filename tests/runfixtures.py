@@ -85,6 +85,7 @@ def write_run(run_dir: Path, job: Job, profile: str, final: float, *, reach: flo
         "git_dirty": True,
         "python": "3.11.7",
         "cpu": "Fixture CPU 9000",
+        "cpu_capability": "AVX512",
         "packages": {"torch": "2.13.0+cpu", "gymnasium": "1.4.0", "mujoco": "4.0.0"},
     }
     curve = [final * min(1.0, s / (reach * TOTAL)) for s in steps]

@@ -80,6 +80,7 @@ def test_report_is_self_contained_and_lists_problems(built):
     assert "<td>812</td>" in page and "<td>58.5</td>" in page  # compute cost
     assert "f1x7ure000" in page and "2.13.0+cpu" in page  # provenance
     assert "<td>Fixture CPU 9000</td>" in page  # a seed's numbers depend on the CPU model
+    assert "<td>AVX512</td>" in page  # ... and on torch's vectorised kernels
 
 
 def test_report_needs_the_aggregation(tmp_path, capsys):

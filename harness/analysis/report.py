@@ -226,6 +226,7 @@ def runs_with_provenance(runs_root: Path, profile: str, runs: pd.DataFrame) -> p
                 "commit": provenance.joined(p, "git_commit", width=10),
                 "dirty": provenance.dirty(p) if p else "",
                 "cpu": provenance.joined(p, "cpu"),
+                "kernels": provenance.joined(p, "cpu_capability"),  # blank before 2026-12-04
                 "torch": pk.get("torch", ""),
                 "gymnasium": pk.get("gymnasium", ""),
                 "mujoco": pk.get("mujoco", ""),

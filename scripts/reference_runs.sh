@@ -19,7 +19,8 @@ REF=${REF:-$HERE/results/reference}
 STEPS=${STEPS:-30000}  # env steps per run (the budget of the reference set)
 # torch's vectorised kernels: AVX2 and AVX512 round some operations differently, so a seed
 # repeats its numbers only under the same one (docs/results.md). AVX2 runs on every AMD host
-# we have had, with or without AVX-512; seed 2 of both arms ran under AVX512 (CAPABILITY=avx512).
+# we have had, with or without AVX-512; seed 2 of both arms (AMD) and MBPO's seed 0 (Intel Xeon)
+# ran under AVX512 (CAPABILITY=avx512).
 CAPABILITY=${CAPABILITY:-avx2}
 
 collect() {  # ALGO SEED: copy a finished run's small files into the reference tree

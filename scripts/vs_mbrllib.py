@@ -15,6 +15,9 @@ library each; start the two together, one per core:
     export PYTHONPATH=$PWD:/tmp/mbrl OMP_NUM_THREADS=1
     taskset -c 0 .venv/bin/python scripts/vs_mbrllib.py mbpo ours &
     taskset -c 1 .venv/bin/python scripts/vs_mbrllib.py mbpo mbrllib
+
+Both contenders run in a process set up as our training jobs are (harness/job/process.py:
+subnormals flushed, freed memory kept), so the figures compare code, not process settings.
 """
 
 import sys
@@ -32,6 +35,7 @@ from algorithms.parts.ensemble import EnsembleConfig, ProbabilisticEnsemble
 from algorithms.parts.fit import train_step
 from algorithms.parts.seeding import seed_everything
 from algorithms.sac import SACAgent, SACConfig
+from harness.job.process import tune_for_training
 
 OBS, ACT, B = 11, 3, 256  # Hopper
 CPU = torch.device("cpu")
@@ -284,7 +288,7 @@ def mbpo(which: str) -> None:
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
+    tune_for_training(1)
     seed_everything(0)
     if sys.argv[1:2] == ["mbpo"]:
         mbpo(sys.argv[2])

@@ -50,6 +50,34 @@ def test_bench_sac_update(benchmark):
     benchmark(agent.update, *batch, generator=gen)
 
 
+@pytest.fixture(params=["flushed", "kept"])
+def subnormal_mode(request):
+    torch.set_flush_denormal(request.param == "flushed")
+    yield request.param
+    torch.set_flush_denormal(False)
+
+
+@pytest.mark.benchmark(group="sac-update-subnormal-moments")
+def test_bench_sac_update_with_subnormal_adam_moments(benchmark, subnormal_mode):
+    """The SAC update as MBPO meets it after warm-up: every 5th Adam first moment subnormal,
+    as dead units' moments decay (~22% after 6k Hopper steps), with subnormals flushed as
+    training processes do (harness/job/process.py) or kept as torch's default does."""
+    torch.manual_seed(0)
+    agent = SACAgent(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, SACConfig(), torch.device("cpu"))
+    batch, gen = _batch(), torch.Generator().manual_seed(0)
+    agent.update(*batch, generator=gen)  # creates the moments
+    moments = [
+        st["exp_avg"] for opt in (agent.actor_opt, agent.critic_opt) for st in opt.state.values()
+    ]
+
+    def decayed():
+        for m in moments:
+            m.view(-1)[::5] = 1e-39
+
+    benchmark.pedantic(agent.update, args=batch, kwargs={"generator": gen}, setup=decayed,
+                       rounds=200, warmup_rounds=20)  # fmt: skip
+
+
 class _PlainSAC:
     """Textbook PyTorch SAC (pranz24 style): the reference the performance bar quotes."""
 

@@ -164,9 +164,11 @@ def test_same_seed_same_files_and_finished_run_is_not_redone(tmp_path, run_cli, 
         "end_time",
         "torch_threads",
         "cpu_capability",
+        "subnormals_flushed",
     ):
         assert key in prov, key
     assert prov["torch_threads"] == 1
+    assert prov["subnormals_flushed"] is True
     assert prov["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
     before = {p.name: p.stat().st_mtime_ns for p in a.iterdir()}

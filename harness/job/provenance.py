@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from harness.job.process import subnormals_flushed
+
 REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout: git commit, lock file
 PACKAGES = ("torch", "gymnasium", "mujoco", "numpy", "scipy", "pandas", "rliable", "snakemake")
 
@@ -77,6 +79,7 @@ def collect(device: torch.device, config: dict[str, Any]) -> dict[str, Any]:
         # same seed on the same CPU model gives other numbers under another one (docs/results.md)
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
+        "subnormals_flushed": subnormals_flushed(),  # harness/job/process.py says why
         "device": str(device),
         "command": sys.argv,
         "config_sha256": config_hash(config),

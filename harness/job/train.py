@@ -9,7 +9,6 @@ and raised as a `ConfigError` naming the value.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import fcntl
 import json
@@ -31,6 +30,7 @@ from harness.errors import ConfigError
 from harness.job import provenance
 from harness.job.checkpoint import CHECKPOINT, EXIT_INTERRUPTED, FileCheckpoint, Interrupted
 from harness.job.config import load_profile, resolve
+from harness.job.process import tune_for_training
 from harness.job.rundir import RUN_CSVS, RUN_FILES, RunRecorder, atomic_write_json
 
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -100,6 +100,8 @@ def train(req: TrainRequest) -> int:
     """Run (or resume, or skip when finished) one job; 0 when done.json is written or was
     already there, EXIT_INTERRUPTED when a SIGTERM stopped it after a checkpoint."""
     _check_request(req)
+    omp = os.environ.get("OMP_NUM_THREADS", "")  # Snakemake sets it to the rule's threads
+    tune_for_training(req.threads or (int(omp) if omp.isdigit() and int(omp) > 0 else None))
     algo, spec, profile, cfg = resolve_run(
         req.algo, req.env, req.profile_data or req.profile, req.overrides
     )
@@ -131,11 +133,6 @@ def train(req: TrainRequest) -> int:
 def _train_locked(req, algo, spec, profile, cfg, config, device, rec, ckpt) -> int:
     out, label = req.out, rec.label
 
-    omp = os.environ.get("OMP_NUM_THREADS", "")  # Snakemake sets it to the rule's threads
-    threads = req.threads or (int(omp) if omp.isdigit() and int(omp) > 0 else None)
-    if threads:
-        torch.set_num_threads(threads)
-    _keep_freed_memory()
     atomic_write_json(out / "config.json", config)
     resuming = ckpt.path.exists()
     prov = provenance.collect(device, config)
@@ -205,23 +202,6 @@ def run_config(
         "device": str(device),
         "hyperparameters": dataclasses.asdict(cfg),
     }
-
-
-def _keep_freed_memory() -> None:
-    """Keep freed blocks below 32 MB in the process instead of handing them back to the OS.
-
-    glibc trims the top of its heap once 2x its (dynamic) mmap threshold is free, so the
-    short-lived [2, 256, 256] activations of every SAC update were returned and faulted in
-    again: ~250 minor page faults per update, 7-10% of its CPU time (0.06 faults with these
-    settings). Blocks of 32 MB and more (replay buffers) still come from mmap and go back
-    when freed. No-op where the C library is not glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    libc.mallopt(m_trim_threshold, 256 << 20)
-    libc.mallopt(m_mmap_threshold, 32 << 20)
 
 
 def _check_request(req: TrainRequest) -> None:

@@ -92,8 +92,8 @@ def collect(device: torch.device, config: dict[str, Any]) -> dict[str, Any]:
 # only the last commit. `resumed_at_step` is the env step of the checkpoint a process resumed
 # from (absent, or null in `resumed_from`, for the process that started the run).
 PROCESS_KEYS = ("git_commit", "git_dirty", "lock_file_sha256", "packages", "python", "platform",
-                "cpu", "cpu_capability", "torch_threads", "device", "start_time",
-                "resumed_at_step")  # fmt: skip
+                "cpu", "cpu_capability", "torch_threads", "subnormals_flushed", "device",
+                "start_time", "resumed_at_step")  # fmt: skip
 
 
 def with_history(prov: dict[str, Any], previous: Path) -> dict[str, Any]:

@@ -5,10 +5,12 @@ import json
 import re
 from types import SimpleNamespace
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 from runfixtures import build
 
+from harness.analysis.figures.common import plot_band
 from harness.analysis.figures.rliable import improvement_label
 from harness.analysis.numbers import fmt
 from harness.analysis.report import reading
@@ -188,3 +190,22 @@ def test_runs_written_before_the_weighting_schemes_read_as_age_weighting():
     new_per = run({"weighting": {"scheme": "per", "age": {"alpha": 0.9}}})
     assert [_alpha(r) for r in (old_pmac, old_mbpo, new_pmac, new_per)] == [0.7, None, 0.8, None]
     assert [_own_source(r) for r in (old_pmac, old_mbpo, new_per)] == ["mixture", "uniform", "per"]
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_band_over_seeds_stays_on_a_log_axis(log):
+    """mean +- std on a linear axis; on a log axis, where mean - std of these seeds (0.01,
+    0.02, 1.0: std 0.46 > mean 0.34) would fall below zero, the seeds' range instead."""
+    df = pd.DataFrame({"step": [1, 1, 1, 2, 2, 2], "seed": [0, 1, 2] * 2,
+                       "alpha": [0.01, 0.02, 1.0, 0.2, 0.3, 0.4]})  # fmt: skip
+    fig, ax = plt.subplots()
+    plot_band(ax, df, "step", "alpha", "mbpo", log=log)
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    plt.close(fig)
+    g = df.groupby("step")["alpha"]
+    if log:
+        assert band.min() == pytest.approx(0.01) and band.max() == pytest.approx(1.0)
+        assert (band > 0).all()
+    else:
+        low = g.mean() - g.std(ddof=0)
+        assert band.min() == pytest.approx(low.min()) and low.min() < 0

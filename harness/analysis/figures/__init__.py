@@ -5,7 +5,8 @@ Each figure is a function returning a matplotlib figure or raising `Skip(reason)
 data is absent; the reason is logged and recorded in `figures/manifest.json`, which the
 report reads. Every variant has one colour in every figure (`COLOURS`, fixed by the order
 of config/experiments.yaml). Curves over seeds are mean +- std (the paper's Fig. 2 style)
-unless the figure says IQM with 95% CI; only `ok` runs are plotted.
+unless the figure says IQM with 95% CI, or, on a log-scaled axis, the mean in the seeds'
+range (`common.LOG_BAND`: mean - std is not drawable there); only `ok` runs are plotted.
 
 The figures: `paper` (Fig. 1-4, C.2, the steps-to-threshold claim and the horizon study),
 `rliable` and `critic` (per experiment), `cartpole` (the Dyna-Q study); what they share:

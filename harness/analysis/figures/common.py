@@ -102,14 +102,28 @@ class Data:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def plot_band(ax, df: pd.DataFrame, x: str, y: str, variant: str, label: str | None = None) -> None:
-    """Mean +- std over seeds of y at each x."""
+# The band of a log-scaled axis: the seeds' range, since mean - std falls to zero or below
+# wherever the seeds' spread exceeds their mean and the band would run off the axis.
+LOG_BAND = "mean, band: seeds' range"
+
+
+def plot_band(
+    ax, df: pd.DataFrame, x: str, y: str, variant: str, label: str | None = None,
+    log: bool = False, style: str = "-",
+) -> None:  # fmt: skip
+    """The mean over seeds of y at each x, in a band of +- std, or of the seeds' min to max
+    for a log-scaled axis (`log`, LOG_BAND)."""
     g = df.groupby(x)[y]
-    mean, std = g.mean(), g.std(ddof=0).fillna(0.0)
+    mean = g.mean()
+    if log:
+        low, high = g.min(), g.max()
+    else:
+        std = g.std(ddof=0).fillna(0.0)
+        low, high = mean - std, mean + std
     n = df["seed"].nunique()
     c = colour(variant)
-    ax.plot(mean.index, mean.values, color=c, label=f"{label or variant} (n={n})")
-    ax.fill_between(mean.index, mean - std, mean + std, color=c, alpha=0.2, linewidth=0)
+    ax.plot(mean.index, mean.values, style, color=c, label=f"{label or variant} (n={n})")
+    ax.fill_between(mean.index, low, high, color=c, alpha=0.2, linewidth=0)
 
 
 def add_legend(ax) -> None:
@@ -157,9 +171,9 @@ def per_env_figure(
         for v in variants:
             df = d.series(v, env, table, y, where)
             if not df.empty:
-                plot_band(ax, df, "step", y, v, label_of(v) if label_of else None)
+                plot_band(ax, df, "step", y, v, label_of(v) if label_of else None, log=log)
                 plotted = True
-        ax.set(title=env, xlabel="env steps", ylabel=ylabel)
+        ax.set(title=env, xlabel="env steps", ylabel=f"{ylabel}\n({LOG_BAND})" if log else ylabel)
         if log:
             ax.set_yscale("log")
         return plotted

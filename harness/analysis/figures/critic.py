@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from harness.analysis.figures.common import Data, Skip, add_legend, colour, plot_band
+from harness.analysis.figures.common import LOG_BAND, Data, Skip, add_legend, colour, plot_band
 from harness.errors import ConfigError
 
 MBPO_FAMILY = ("mbpo", "pmac", "pmac_model_only", "pmac_rollout_only")
@@ -26,9 +26,10 @@ def _check_columns(d: Data, variant: str, env: str) -> None:
 
 
 def critic_bias_temperature(d: Data, exp: str):
-    """Per environment: Q bias (solid) and entropy term (dashed) on top, temperature below;
-    mean +- std over seeds. Runs without critic.csv (written before it existed) are left
-    out of the top row and named in the figure's notes."""
+    """Per environment: Q bias (solid, mean +- std over seeds) and entropy term (dashed) on
+    top, temperature below (log scale: mean and the seeds' range). Runs without critic.csv
+    (written before it existed) are left out of the top row and named in the figure's
+    notes."""
     spec = d.exp(exp)
     envs = spec["envs"]
     family = [
@@ -66,15 +67,15 @@ def critic_bias_temperature(d: Data, exp: str):
             train = d.series(v, env, "train", "alpha")
             if not train.empty and "alpha" in train:
                 drawn += 1
-                plot_band(temp_ax, train.dropna(subset=["alpha"]), "step", "alpha", v)
+                plot_band(temp_ax, train.dropna(subset=["alpha"]), "step", "alpha", v, log=True)
             elif not critic.empty:
-                plot_band(temp_ax, critic, "step", "alpha", v)
+                plot_band(temp_ax, critic, "step", "alpha", v, log=True)
         if not with_critic:
             bias_ax.text(0.5, 0.5, "no run here has critic.csv", ha="center", va="center",
                          transform=bias_ax.transAxes, color="0.4")  # fmt: skip
         bias_ax.axhline(0, color="0.5", lw=0.8)
         bias_ax.set(title=env, xlabel="", ylabel="Q - discounted return\n(mean ± std)")
-        temp_ax.set(xlabel="env steps", ylabel="temperature alpha (mean ± std)", yscale="log")
+        temp_ax.set(xlabel="env steps", ylabel=f"temperature alpha\n({LOG_BAND})", yscale="log")
         add_legend(bias_ax)
         add_legend(temp_ax)
     if not drawn:

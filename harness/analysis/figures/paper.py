@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from harness.analysis.figures.common import (
+    LOG_BAND,
     Data,
     Skip,
     add_legend,
@@ -33,16 +34,8 @@ def fig1_global_local(d: Data):
             if df.empty:
                 continue
             found = True
-            g = df.groupby("step")["error"]
-            ax.plot(g.mean().index, g.mean().values, style, color=colour(v), label=f"MBPO {split}")
-            ax.fill_between(
-                g.mean().index,
-                g.mean() - g.std(ddof=0).fillna(0),
-                g.mean() + g.std(ddof=0).fillna(0),
-                color=colour(v),
-                alpha=0.15,
-            )
-        ax.set(title=env, xlabel="env steps", ylabel="one-step MSE", yscale="log")
+            plot_band(ax, df, "step", "error", v, f"MBPO {split}", log=True, style=style)
+        ax.set(title=env, xlabel="env steps", ylabel=f"one-step MSE\n({LOG_BAND})", yscale="log")
         return found
 
     return env_panels(d.exp(exp)["envs"], panel, "no ok MBPO run has model.csv")

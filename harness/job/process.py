@@ -28,11 +28,12 @@ def subnormals_flushed() -> bool:
 # Why flush: Adam's first moment of a weight whose gradient stays zero (a dead ReLU unit)
 # decays by beta1 = 0.9 per update and spends ~150 updates in the subnormal range. After 6k
 # Hopper steps of MBPO ~46k of SAC's 210k moments were subnormal, and arithmetic on them
-# takes microcode assists on x86: the SAC update ran 8.3 ms instead of 6.8 (Intel AVX-512,
-# MBPO 1.13x faster end to end). Such a moment moves its weight by ~1e-35, below the weight's
-# ulp, so the numbers stayed byte-identical: the smoke pipeline and MBPO Hopper seed 0 to 8k
-# (docs/results.md). It is not a bit-for-bit guarantee: it also applies to numpy and MuJoCo
-# code on the same threads, where a subnormal would now read as zero.
+# takes microcode assists on the Intel Xeon: the SAC update ran 8.3 ms instead of 6.8 (MBPO
+# 1.13x faster end to end); the AMD EPYC hosts pay no such penalty (1.00x). Such a moment
+# moves its weight by ~1e-35, below the weight's ulp, so the numbers stayed byte-identical:
+# the smoke pipeline, MBPO Hopper seed 0 to 8k (Intel) and seed 2 against the reference set
+# (AMD; docs/results.md, "Subnormals flushed"). It is not a bit-for-bit guarantee: it also
+# applies to numpy and MuJoCo code on the same threads, where a subnormal would read as zero.
 
 
 def _keep_freed_memory() -> None:

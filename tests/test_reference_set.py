@@ -34,8 +34,7 @@ def test_every_reference_run_is_complete_and_trusted():
 @pytest.fixture(scope="module")
 def reference_tables(tmp_path_factory):
     """`make reference-report`'s aggregate step, with fewer bootstrap replicates (8 s)."""
-    out = aggregate("quick", REFERENCE, tmp_path_factory.mktemp("agg"), reps=200, envs=["hopper"])
-    return out
+    return aggregate("quick", REFERENCE, tmp_path_factory.mktemp("agg"), reps=200, envs=["hopper"])
 
 
 def test_the_reference_set_aggregates_into_claim_verdicts(reference_tables):

@@ -8,9 +8,10 @@ around each kernel), over `reps` calls; each operator's minimum over the calls i
 a shared machine's noise drops out and what remains is what the kernel costs in context.
 Printed: the wall time per call (median of 20 chunks, timed without the dispatch mode),
 the sum of the operators' minima, the matmuls grouped by shape with their GFLOP/s, the
-FLOP floor at the isolated rate of the largest matmul shape, and the rest: the gap
-between the wall time and the operators' minima is Python, autograd and dispatch, plus what
-the operators take above their minima.
+FLOP floor at the isolated rate of the largest matmul shape, and the rest: the gap between
+the wall time and the operators' minima is Python, autograd and dispatch, plus what the
+operators take above their minima (their medians under the dispatch mode are no guide:
+it slows every operator it wraps).
 
 Hopper sizes, one thread, in a process set up as training jobs are
 (`harness.job.process.tune_for_training`).
@@ -23,6 +24,7 @@ import collections
 import statistics
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -44,23 +46,33 @@ def matmul_flops(func, args) -> int:
     return 2 * a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
 
 
+class Op(NamedTuple):
+    """One operator of a call: its time (us; `record`: the minimum over the calls) and its
+    matmul FLOPs."""
+
+    name: str
+    shapes: tuple
+    us: float
+    flops: int
+
+
 class _Recorder(TorchDispatchMode):
-    """(operator, input shapes, microseconds, FLOPs) of every kernel, in call order."""
+    """Every kernel of one call, in call order."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.ops: list[tuple[str, tuple, float, int]] = []
+        self.ops: list[Op] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         start = time.perf_counter()
         out = func(*args, **(kwargs or {}))
         us = (time.perf_counter() - start) * 1e6
         shapes = tuple(tuple(a.shape) for a in args if isinstance(a, torch.Tensor))
-        self.ops.append((str(func), shapes, us, matmul_flops(func, args)))
+        self.ops.append(Op(str(func), shapes, us, matmul_flops(func, args)))
         return out
 
 
-def record(call: Callable[[], object], reps: int) -> list[tuple[str, tuple, float, int]]:
+def record(call: Callable[[], object], reps: int) -> list[Op]:
     """Each operator of `call` with its minimum time over `reps` calls."""
     runs = []
     for _ in range(reps):
@@ -69,8 +81,7 @@ def record(call: Callable[[], object], reps: int) -> list[tuple[str, tuple, floa
         runs.append(rec.ops)
     if len({len(r) for r in runs}) != 1:
         raise RuntimeError("the call ran a different number of operators from call to call")
-    first = runs[0]
-    return [(*first[i][:2], min(r[i][2] for r in runs), first[i][3]) for i in range(len(first))]
+    return [op._replace(us=min(r[i].us for r in runs)) for i, op in enumerate(runs[0])]
 
 
 def sac_update() -> Callable[[], object]:
@@ -95,7 +106,7 @@ def ensemble_step() -> Callable[[], object]:
 def peak_gflops(ops) -> float:
     """The isolated rate of the shape that carries the most FLOPs: best of 10 chunks of 50
     calls, warm caches."""
-    shape = max((o for o in ops if o[3]), key=lambda o: o[3])[1]
+    shape = max((o for o in ops if o.flops), key=lambda o: o.flops).shapes
     a, b = torch.randn(*shape[-2]), torch.randn(*shape[-1])
     best = float("inf")
     for _ in range(11):  # the first chunk warms up
@@ -124,20 +135,20 @@ def main() -> None:
     wall = statistics.median(chunks)
     ops = record(call, args.reps)
     groups: dict[tuple, list[float]] = collections.defaultdict(lambda: [0.0, 0, 0])
-    for name, shapes, us, flops in ops:
-        g = groups[(name, shapes) if flops else (name,)]
-        g[0], g[1], g[2] = g[0] + us, g[1] + 1, g[2] + flops
+    for op in ops:
+        g = groups[(op.name, op.shapes) if op.flops else (op.name,)]
+        g[0], g[1], g[2] = g[0] + op.us, g[1] + 1, g[2] + op.flops
     print(
         f"{args.path}: wall {wall:.2f} ms per call; {len(ops)} operators, their minima sum to "
-        f"{sum(o[2] for o in ops) / 1e3:.2f} ms"
+        f"{sum(o.us for o in ops) / 1e3:.2f} ms"
     )
     print(f"{'ms':>7} {'calls':>5} {'GFLOP/s':>8}  operator (input shapes)")
     for key, (us, n, flops) in sorted(groups.items(), key=lambda kv: -kv[1][0])[:20]:
         rate = f"{flops / us / 1e3:8.1f}" if flops else " " * 8
         print(f"{us / 1e3:7.3f} {n:5d} {rate}  {' '.join(map(str, key))}")
-    mm_ms = sum(o[2] for o in ops if o[3]) / 1e3
-    gflop, peak = sum(o[3] for o in ops) / 1e9, peak_gflops(ops)
-    other_ms = sum(o[2] for o in ops if not o[3]) / 1e3
+    mm_ms = sum(o.us for o in ops if o.flops) / 1e3
+    gflop, peak = sum(o.flops for o in ops) / 1e9, peak_gflops(ops)
+    other_ms = sum(o.us for o in ops if not o.flops) / 1e3
     print(
         f"matmuls {mm_ms:.2f} ms for {gflop:.3f} GFLOP; floor {gflop / peak * 1e3:.2f} ms at "
         f"{peak:.0f} GFLOP/s isolated; wall / floor {wall / (gflop / peak * 1e3):.2f}x"

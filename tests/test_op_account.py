@@ -23,7 +23,7 @@ def _forward_flops(members: int, sizes: list[int], rows: int) -> tuple[int, int]
 
 def _recorded_flops(call) -> int:
     call()  # Adam state exists from the second call on
-    return sum(op[3] for op in op_account.record(call, reps=1))
+    return sum(op.flops for op in op_account.record(call, reps=1))
 
 
 @pytest.mark.parametrize("path", ["sac", "ensemble"])

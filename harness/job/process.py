@@ -42,8 +42,9 @@ def _keep_freed_memory() -> None:
     glibc trims the top of its heap once 2x its (dynamic) mmap threshold is free, so the
     short-lived [2, 256, 256] activations of every SAC update were returned and faulted in
     again: ~250 minor page faults per update, 7-10% of its CPU time (0.06 faults with these
-    settings). Blocks of 32 MB and more (replay buffers) still come from mmap and go back
-    when freed. No-op where the C library is not glibc."""
+    settings; measured 2026-12-02; the AMD EPYC AVX-512 host gains nothing, docs/results.md).
+    Blocks of 32 MB and more (replay buffers) still come from mmap and go back when freed.
+    No-op where the C library is not glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:

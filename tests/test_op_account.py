@@ -1,6 +1,7 @@
 """scripts/op_account.py counts the matmul FLOPs its floor divides by; here they must equal
 the count from the layer shapes, which also pins that no hot path does matmuls it need not
-(e.g. critic weight gradients in SAC's actor step, or input gradients of a first layer)."""
+(critic weight gradients in SAC's actor step, input gradients of the states, the batch's
+actions or the ensemble's inputs)."""
 
 import importlib.util
 from pathlib import Path

@@ -148,10 +148,11 @@ def main() -> None:
         print(f"{us / 1e3:7.3f} {n:5d} {rate}  {' '.join(map(str, key))}")
     mm_ms = sum(o.us for o in ops if o.flops) / 1e3
     gflop, peak = sum(o.flops for o in ops) / 1e9, peak_gflops(ops)
+    floor_ms = gflop / peak * 1e3
     other_ms = sum(o.us for o in ops if not o.flops) / 1e3
     print(
-        f"matmuls {mm_ms:.2f} ms for {gflop:.3f} GFLOP; floor {gflop / peak * 1e3:.2f} ms at "
-        f"{peak:.0f} GFLOP/s isolated; wall / floor {wall / (gflop / peak * 1e3):.2f}x"
+        f"matmuls {mm_ms:.2f} ms for {gflop:.3f} GFLOP; floor {floor_ms:.2f} ms at "
+        f"{peak:.0f} GFLOP/s isolated; wall / floor {wall / floor_ms:.2f}x"
     )
     print(
         f"other operators {other_ms:.2f} ms; the rest {wall - mm_ms - other_ms:.2f} ms (Python, "
